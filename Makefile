@@ -1,0 +1,33 @@
+# The README's two commands are `make demo` and `make test`; both create .venv when missing.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: venv demo test test-all bench clean
+
+$(STAMP): setup.cfg pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[test]'
+	@touch $(STAMP)
+
+venv: $(STAMP)
+
+# Main job on the embedded synthetic data: build the dataset, train, evaluate, print results.
+demo: $(STAMP)
+	$(VENV)/bin/tfds build gtzan_tfds --config synthetic
+	$(PY) -m pipeline.splits_report --dataset-config synthetic
+
+# The default (fast) suite; `make test-all` adds the slow tests.
+test: $(STAMP)
+	$(PY) -m pytest -m "not slow" -q
+
+test-all: $(STAMP)
+	$(PY) -m pytest -q
+
+bench: $(STAMP)
+	$(PY) -m pipeline.bench --quick --json bench.json
+
+clean:
+	rm -rf $(VENV) build *.egg-info .pytest_cache

@@ -1,0 +1,173 @@
+"""Configuration of the streaming pipeline: one source of truth.
+
+The CLIs build their flags from these dataclasses, tuning searches over their fields, tests
+construct them directly, and a run directory stores them (``config.json``) so that evaluation
+and prediction rebuild exactly the pipeline a model was trained with.  Defaults follow the seed
+study: 22,050 Hz, 3 s windows every 3 s, n_fft 2048, hop 512, 128 mels, 20 MFCC.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Optional
+
+from gtzan_tfds.constants import SAMPLE_RATE
+
+TRANSFORMS = ("raw", "fft", "stft", "mel", "mfcc")
+TRANSFORM_PLACEMENTS = ("data", "model")  # run the transform in tf.data or as the model's first layer
+DATASET_CONFIGS = ("synthetic", "gtzan", "fault_filtered")
+SPLITS = ("train", "validation", "test")
+
+
+class ConfigError(ValueError):
+    """A configuration value or combination that cannot work; the message says why."""
+
+
+@dataclasses.dataclass
+class DatasetConfig:
+    """Which gtzan_tfds config to read, and where its TFRecords live."""
+
+    name: str = "synthetic"  # a gtzan_tfds BuilderConfig name
+    data_dir: Optional[str] = None  # TFDS data dir; None = TFDS default (~/tensorflow_datasets)
+    manual_dir: Optional[str] = None  # where a real GTZAN download is, to build on first use
+
+    def validate(self) -> None:
+        if self.name not in DATASET_CONFIGS:
+            raise ConfigError(
+                f"unknown dataset config {self.name!r}; valid: {', '.join(DATASET_CONFIGS)}"
+            )
+
+
+@dataclasses.dataclass
+class WindowConfig:
+    """How songs are resampled and cut into windows."""
+
+    sample_rate: int = SAMPLE_RATE  # target rate; != 22,050 resamples every song
+    window_seconds: float = 3.0
+    step_seconds: float = 3.0  # < window_seconds gives overlapping windows
+    pad_end: bool = False  # True: zero-pad a last partial window; False: drop it
+
+    @property
+    def window_length(self) -> int:
+        """Samples per window at the target rate."""
+        return int(round(self.window_seconds * self.sample_rate))
+
+    @property
+    def step_length(self) -> int:
+        return int(round(self.step_seconds * self.sample_rate))
+
+    def validate(self) -> None:
+        if self.sample_rate <= 0:
+            raise ConfigError(f"sample_rate must be positive, got {self.sample_rate}")
+        if self.window_seconds <= 0:
+            raise ConfigError(f"window_seconds must be positive, got {self.window_seconds}")
+        if self.step_seconds <= 0:
+            raise ConfigError(f"step_seconds must be positive, got {self.step_seconds}")
+        if self.window_length < 1 or self.step_length < 1:
+            raise ConfigError("window and step must each hold at least one sample")
+
+
+@dataclasses.dataclass
+class TransformConfig:
+    """Which transform turns a window into features, with librosa's parameter names."""
+
+    name: str = "mel"  # one of TRANSFORMS
+    n_fft: int = 2048
+    hop_length: int = 512
+    win_length: Optional[int] = None  # None = n_fft, as in librosa
+    n_mels: int = 128
+    n_mfcc: int = 20
+    fmin: float = 0.0
+    fmax: Optional[float] = None  # None = sample_rate / 2
+    center: bool = True  # reflect-pad n_fft // 2 on each side, as librosa does
+    amin: float = 1e-10  # floor of power before the log (librosa.power_to_db)
+    top_db: Optional[float] = 80.0  # dynamic range kept below each window's peak; None = all
+
+    def validate(self, sample_rate: int = SAMPLE_RATE, window_length: Optional[int] = None) -> None:
+        if self.name not in TRANSFORMS:
+            raise ConfigError(
+                f"unknown transform {self.name!r}; valid: {', '.join(TRANSFORMS)}"
+            )
+        for field in ("n_fft", "hop_length", "n_mels", "n_mfcc"):
+            if getattr(self, field) <= 0:
+                raise ConfigError(f"{field} must be positive, got {getattr(self, field)}")
+        win = self.win_length or self.n_fft
+        if win > self.n_fft:
+            raise ConfigError(f"win_length ({win}) must not exceed n_fft ({self.n_fft})")
+        n_bins = self.n_fft // 2 + 1
+        if self.name in ("mel", "mfcc") and self.n_mels > n_bins:
+            raise ConfigError(
+                f"n_mels ({self.n_mels}) must not exceed n_fft/2+1 ({n_bins}) frequency bins"
+            )
+        if self.name == "mfcc" and self.n_mfcc > self.n_mels:
+            raise ConfigError(f"n_mfcc ({self.n_mfcc}) must not exceed n_mels ({self.n_mels})")
+        nyquist = sample_rate / 2
+        fmax = self.fmax if self.fmax is not None else nyquist
+        if not 0 <= self.fmin < fmax <= nyquist:
+            raise ConfigError(
+                f"need 0 <= fmin < fmax <= sample_rate/2 ({nyquist:g} Hz); "
+                f"got fmin={self.fmin:g}, fmax={fmax:g}"
+            )
+        if (
+            window_length is not None
+            and self.name in ("stft", "mel", "mfcc")
+            and not self.center
+            and window_length < self.n_fft
+        ):
+            raise ConfigError(
+                f"window of {window_length} samples is shorter than n_fft ({self.n_fft})"
+            )
+
+
+@dataclasses.dataclass
+class PipelineConfig:
+    """Everything the tf.data graph needs, from TFRecords to batches."""
+
+    dataset: DatasetConfig = dataclasses.field(default_factory=DatasetConfig)
+    window: WindowConfig = dataclasses.field(default_factory=WindowConfig)
+    transform: TransformConfig = dataclasses.field(default_factory=TransformConfig)
+    batch_size: int = 32
+    shuffle_buffer: int = 2048  # windows; bounded, so memory does not grow with the data
+    seed: int = 42
+    transform_placement: str = "data"  # one of TRANSFORM_PLACEMENTS
+
+    def validate(self) -> "PipelineConfig":
+        self.dataset.validate()
+        self.window.validate()
+        self.transform.validate(self.window.sample_rate, self.window.window_length)
+        if self.batch_size <= 0:
+            raise ConfigError(f"batch_size must be positive, got {self.batch_size}")
+        if self.shuffle_buffer <= 0:
+            raise ConfigError(f"shuffle_buffer must be positive, got {self.shuffle_buffer}")
+        if self.transform_placement not in TRANSFORM_PLACEMENTS:
+            raise ConfigError(
+                f"unknown transform placement {self.transform_placement!r}; "
+                f"valid: {', '.join(TRANSFORM_PLACEMENTS)}"
+            )
+        return self
+
+    # --- (de)serialisation, for config.json in run directories -----------------------------
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "PipelineConfig":
+        d = dict(d)
+        return cls(
+            dataset=_from_dict(DatasetConfig, d.pop("dataset", {})),
+            window=_from_dict(WindowConfig, d.pop("window", {})),
+            transform=_from_dict(TransformConfig, d.pop("transform", {})),
+            **_known_fields(cls, d),
+        )
+
+
+def _known_fields(cls, d: dict[str, Any]) -> dict[str, Any]:
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = set(d) - names
+    if unknown:
+        raise ConfigError(f"unknown {cls.__name__} fields: {', '.join(sorted(unknown))}")
+    return {k: v for k, v in d.items() if k in names}
+
+
+def _from_dict(cls, d: dict[str, Any]):
+    return cls(**_known_fields(cls, d))

@@ -1,0 +1,1 @@
+"""Keras Tuner searches over the best approach: model and pipeline hyperparameters together."""
