@@ -171,3 +171,41 @@ def _known_fields(cls, d: dict[str, Any]) -> dict[str, Any]:
 
 def _from_dict(cls, d: dict[str, Any]):
     return cls(**_known_fields(cls, d))
+
+
+STRATEGIES = ("default", "mirrored", "multi-worker")
+
+
+@dataclasses.dataclass
+class TrainConfig:
+    """What is trained and how: the approach, its hyperparameters and the fit schedule."""
+
+    model: str = "cnn2d"  # a models.registry approach name
+    hparams: dict = dataclasses.field(default_factory=dict)  # overrides of the approach defaults
+    epochs: int = 20
+    learning_rate: float = 1e-3
+    optimizer: str = "adam"
+    patience: int = 5  # early stopping on validation accuracy
+    pretrain_epochs: int = 10  # autoencoder epochs of encoder_classifier
+    strategy: str = "default"  # tf.distribute strategy, one of STRATEGIES
+    deterministic: bool = True  # tf.config.experimental.enable_op_determinism()
+
+    def validate(self) -> "TrainConfig":
+        if self.epochs <= 0:
+            raise ConfigError(f"epochs must be positive, got {self.epochs}")
+        if self.learning_rate <= 0:
+            raise ConfigError(f"learning_rate must be positive, got {self.learning_rate}")
+        if self.patience < 0 or self.pretrain_epochs < 0:
+            raise ConfigError("patience and pretrain_epochs must not be negative")
+        if self.strategy not in STRATEGIES:
+            raise ConfigError(
+                f"unknown strategy {self.strategy!r}; valid: {', '.join(STRATEGIES)}"
+            )
+        return self
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "TrainConfig":
+        return _from_dict(cls, d)

@@ -1,0 +1,185 @@
+"""Command-line flags generated from the config dataclasses.
+
+Every CLI (train, compare, bench, tuning) gets the same flags with the same defaults, because
+they come from `pipeline.config`, the one source of truth. Flags use librosa's names in
+kebab-case (`--n-fft`, `--hop-length`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import typing
+from typing import Any, Optional
+
+from pipeline.config import (
+    DATASET_CONFIGS,
+    STRATEGIES,
+    TRANSFORM_PLACEMENTS,
+    TRANSFORMS,
+    ConfigError,
+    DatasetConfig,
+    PipelineConfig,
+    TrainConfig,
+    TransformConfig,
+    WindowConfig,
+)
+
+_HELP = {
+    "name@DatasetConfig": f"gtzan_tfds config to read: {', '.join(DATASET_CONFIGS)}",
+    "data_dir": "TFDS data dir holding the built dataset (default: TFDS's ~/tensorflow_datasets)",
+    "manual_dir": "folder (or archive inside it) of a real GTZAN download, to build it on first use",
+    "sample_rate": "resample every song to this rate (Hz) before windowing",
+    "window_seconds": "window length in seconds",
+    "step_seconds": "hop between window starts in seconds (< window: overlapping windows)",
+    "pad_end": "zero-pad a last partial window instead of dropping it",
+    "name@TransformConfig": f"features computed from each window: {', '.join(TRANSFORMS)}",
+    "n_fft": "FFT size of the stft/mel/mfcc frames",
+    "hop_length": "samples between frames",
+    "win_length": "analysis window length (default: n_fft)",
+    "n_mels": "mel bands",
+    "n_mfcc": "MFCC coefficients",
+    "fmin": "lowest mel frequency (Hz)",
+    "fmax": "highest mel frequency (Hz, default: sample_rate/2)",
+    "center": "reflect-pad n_fft/2 on both sides of each window, as librosa does",
+    "amin": "power floor before the log",
+    "top_db": "dynamic range (dB) kept below each window's peak",
+    "batch_size": "windows per batch",
+    "shuffle_buffer": "bounded shuffle buffer of training windows",
+    "seed": "seed of shuffling, initialisation and splits of sklearn models",
+    "transform_placement": "run the transform in tf.data ('data') or as the model's first layer "
+    "('model', GPU-side when there is one)",
+    "model": "approach to train (see models.registry)",
+    "hparams": "model hyperparameter override KEY=VALUE (repeatable; VALUE parsed as JSON)",
+    "epochs": "maximum epochs (early stopping may end sooner)",
+    "learning_rate": "optimizer learning rate",
+    "optimizer": "keras optimizer name (adam, sgd, rmsprop, ...)",
+    "patience": "epochs without validation improvement before stopping",
+    "pretrain_epochs": "autoencoder epochs of encoder_classifier before its classifier is trained",
+    "strategy": f"tf.distribute strategy: {', '.join(STRATEGIES)}",
+    "deterministic": "deterministic TF ops (same seed, same result on CPU)",
+}
+
+_CHOICES = {
+    "name@DatasetConfig": DATASET_CONFIGS,
+    "name@TransformConfig": TRANSFORMS,
+    "transform_placement": TRANSFORM_PLACEMENTS,
+    "strategy": STRATEGIES,
+}
+
+_METAVAR = {"data_dir": "DIR", "manual_dir": "DIR", "model": "NAME"}
+# Flag names that differ from the field name.
+_FLAG = {"name@DatasetConfig": "dataset-config", "name@TransformConfig": "transform"}
+# Fields not exposed as plain flags (nested configs are expanded instead).
+_SKIP = {"dataset", "window", "transform", "hparams@TrainConfig"}
+
+
+def _field_type(cls, field: dataclasses.Field):
+    hint = typing.get_type_hints(cls)[field.name]
+    if typing.get_origin(hint) is typing.Union:  # Optional[X]
+        hint = next(a for a in typing.get_args(hint) if a is not type(None))
+    return hint
+
+
+def _bool(text: str) -> bool:
+    if text.lower() in ("1", "true", "yes", "on"):
+        return True
+    if text.lower() in ("0", "false", "no", "off"):
+        return False
+    raise argparse.ArgumentTypeError(f"expected true/false, got {text!r}")
+
+
+def _optional(kind):
+    def parse(text: str):
+        return None if text.lower() in ("none", "null") else kind(text)
+
+    parse.__name__ = kind.__name__
+    return parse
+
+
+def add_dataclass_args(parser: argparse.ArgumentParser, cls, title: str) -> None:
+    group = parser.add_argument_group(title)
+    defaults = cls()
+    for field in dataclasses.fields(cls):
+        key = f"{field.name}@{cls.__name__}"
+        if field.name in _SKIP or key in _SKIP:
+            continue
+        help_key = key if key in _HELP else field.name
+        flag = "--" + _FLAG.get(key, field.name.replace("_", "-"))
+        kind = _field_type(cls, field)
+        default = getattr(defaults, field.name)
+        conv = _bool if kind is bool else kind
+        if typing.get_origin(typing.get_type_hints(cls)[field.name]) is typing.Union:
+            conv = _optional(conv)
+        names = [flag]
+        if "-" in flag[2:] and field.name in ("manual_dir", "data_dir"):
+            names.append("--" + field.name)  # tfds's own spelling: --manual_dir, --data_dir
+        group.add_argument(
+            *names,
+            dest=f"{cls.__name__}.{field.name}",
+            type=conv,
+            default=None,  # None = not given: the dataclass default applies
+            choices=_CHOICES.get(key, _CHOICES.get(field.name)),
+            metavar=None if (key in _CHOICES or field.name in _CHOICES) else _METAVAR.get(
+                field.name, kind.__name__.upper()),
+            help=f"{_HELP.get(help_key, '')} (default: {default})",
+        )
+
+
+def add_pipeline_args(parser: argparse.ArgumentParser) -> None:
+    add_dataclass_args(parser, DatasetConfig, "dataset")
+    add_dataclass_args(parser, WindowConfig, "windowing and resampling")
+    add_dataclass_args(parser, TransformConfig, "transform")
+    add_dataclass_args(parser, PipelineConfig, "batching")
+
+
+def add_train_args(parser: argparse.ArgumentParser) -> None:
+    add_dataclass_args(parser, TrainConfig, "training")
+    parser.add_argument(
+        "--hparam", dest="TrainConfig.hparams", action="append", default=None,
+        metavar="KEY=VALUE", help=_HELP["hparams"],
+    )
+
+
+def _given(args: argparse.Namespace, cls) -> dict[str, Any]:
+    prefix = cls.__name__ + "."
+    return {
+        k[len(prefix):]: v
+        for k, v in vars(args).items()
+        if k.startswith(prefix) and v is not None
+    }
+
+
+def parse_hparams(items: Optional[list[str]]) -> dict[str, Any]:
+    """KEY=VALUE strings to a dict; VALUE is JSON when it parses, else a string."""
+    out: dict[str, Any] = {}
+    for item in items or []:
+        if "=" not in item:
+            raise ConfigError(f"--hparam expects KEY=VALUE, got {item!r}")
+        key, value = item.split("=", 1)
+        try:
+            out[key.strip()] = json.loads(value)
+        except json.JSONDecodeError:
+            out[key.strip()] = value
+    return out
+
+
+def pipeline_config_from_args(args: argparse.Namespace, base: Optional[PipelineConfig] = None) -> PipelineConfig:
+    """The PipelineConfig the flags describe (on top of `base` when given)."""
+    base = base or PipelineConfig()
+    return PipelineConfig(
+        dataset=dataclasses.replace(base.dataset, **_given(args, DatasetConfig)),
+        window=dataclasses.replace(base.window, **_given(args, WindowConfig)),
+        transform=dataclasses.replace(base.transform, **_given(args, TransformConfig)),
+        **{**{f.name: getattr(base, f.name) for f in dataclasses.fields(base)
+              if f.name not in ("dataset", "window", "transform")},
+           **_given(args, PipelineConfig)},
+    )
+
+
+def train_config_from_args(args: argparse.Namespace, base: Optional[TrainConfig] = None) -> TrainConfig:
+    given = _given(args, TrainConfig)
+    if "hparams" in given:
+        given["hparams"] = parse_hparams(given["hparams"])
+    return dataclasses.replace(base or TrainConfig(), **given)
