@@ -15,8 +15,9 @@ from gtzan_tfds.constants import SAMPLE_RATE
 
 TRANSFORMS = ("raw", "fft", "stft", "mel", "mfcc")
 TRANSFORM_PLACEMENTS = ("data", "model")  # run the transform in tf.data or as the model's first layer
-DATASET_CONFIGS = ("synthetic", "gtzan", "fault_filtered")
+DATASET_CONFIGS = ("synthetic", "synthetic_small", "gtzan", "fault_filtered")
 SPLITS = ("train", "validation", "test")
+PAD_MODES = ("constant", "reflect")  # how centred STFT frames are padded at the ends
 
 
 class ConfigError(ValueError):
@@ -79,7 +80,8 @@ class TransformConfig:
     n_mfcc: int = 20
     fmin: float = 0.0
     fmax: Optional[float] = None  # None = sample_rate / 2
-    center: bool = True  # reflect-pad n_fft // 2 on each side, as librosa does
+    center: bool = True  # pad n_fft // 2 on each side (frames = 1 + N // hop), as librosa does
+    pad_mode: str = "constant"  # centre padding: "constant" (zeros, librosa 0.10+) or "reflect"
     amin: float = 1e-10  # floor of power before the log (librosa.power_to_db)
     top_db: Optional[float] = 80.0  # dynamic range kept below each window's peak; None = all
 
@@ -107,6 +109,21 @@ class TransformConfig:
             raise ConfigError(
                 f"need 0 <= fmin < fmax <= sample_rate/2 ({nyquist:g} Hz); "
                 f"got fmin={self.fmin:g}, fmax={fmax:g}"
+            )
+        if self.pad_mode not in PAD_MODES:
+            raise ConfigError(
+                f"unknown pad_mode {self.pad_mode!r}; valid: {', '.join(PAD_MODES)}"
+            )
+        if (
+            window_length is not None
+            and self.name in ("stft", "mel", "mfcc")
+            and self.center
+            and self.pad_mode == "reflect"
+            and window_length <= self.n_fft // 2
+        ):
+            raise ConfigError(
+                f"pad_mode 'reflect' needs windows longer than n_fft/2 ({self.n_fft // 2} "
+                f"samples), got {window_length}; use pad_mode 'constant'"
             )
         if (
             window_length is not None

@@ -1,0 +1,46 @@
+"""Shared test fixtures: where the repo and the optional shared data are.
+
+`../shared/` (next to the repo root) holds real GTZAN clips for integration tests. A fresh clone
+does not have it: tests that need it skip cleanly.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+SHARED_DIR = REPO_ROOT.parent / "shared"
+GTZAN_SAMPLE_DIR = SHARED_DIR / "data" / "gtzan_sample"  # genres/<genre>/<genre>.0000N.wav, 5/genre
+GTZAN_AU_DIR = SHARED_DIR / "data" / "gtzan_au"  # <genre>/<genre>.00000.au, 1/genre
+OUTSIDE_DIR = SHARED_DIR / "data" / "outside"  # non-GTZAN music (ogg), incl. one stereo 44.1 kHz
+
+
+@pytest.fixture(scope="session")
+def repo_root() -> Path:
+    return REPO_ROOT
+
+
+def _require(path: Path) -> Path:
+    if not path.is_dir():
+        pytest.skip(f"shared data not present: {path}")
+    return path
+
+
+@pytest.fixture(scope="session")
+def gtzan_sample_dir() -> Path:
+    """50 real GTZAN clips laid out as the archive unpacks (a valid --manual_dir)."""
+    return _require(GTZAN_SAMPLE_DIR)
+
+
+@pytest.fixture(scope="session")
+def gtzan_au_dir() -> Path:
+    """The sample's 00000 clips as the original Sun .au files."""
+    return _require(GTZAN_AU_DIR)
+
+
+@pytest.fixture(scope="session")
+def outside_dir() -> Path:
+    """Music that is not in GTZAN (for decoding/predicting unseen files)."""
+    return _require(OUTSIDE_DIR)
