@@ -1,0 +1,56 @@
+"""`python -m pipeline.train`: train and evaluate one approach (transform x model).
+
+Trains on the train split, keeps the epoch with the best validation accuracy, evaluates on the
+test split at window and song level, and writes a run directory (see pipeline.run_dir).
+Re-running the same command after an interruption resumes from the last finished epoch.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from pipeline import cli_common  # noqa: F401  (quiet TF start-up)
+from pipeline import cli_args
+
+
+def default_run_dir(cfg, train) -> str:
+    return f"runs/{cfg.dataset.name}_{cfg.transform.name}_{train.model}"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m pipeline.train",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="example: python -m pipeline.train --transform mfcc --model lstm --epochs 10",
+    )
+    parser.add_argument("--run-dir", help="output run directory (default: runs/<dataset>_<transform>_<model>)")
+    parser.add_argument("--overwrite", action="store_true", help="discard an existing run in --run-dir")
+    parser.add_argument("--verbose", type=int, default=1, choices=(0, 1, 2),
+                        help="0 silent, 1 progress bars, 2 one line per epoch")
+    cli_args.add_pipeline_args(parser)
+    cli_args.add_train_args(parser)
+    return parser
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    cfg = cli_args.pipeline_config_from_args(args).validate()
+    train = cli_args.train_config_from_args(args).validate()
+
+    from models.registry import check_compatible, get_approach
+    from pipeline.predictor import format_summary
+    from pipeline.training import train_run
+
+    get_approach(train.model)
+    check_compatible(train.model, cfg.transform.name)  # refuse before any work
+    run_dir = args.run_dir or default_run_dir(cfg, train)
+    result = train_run(cfg, train, run_dir, verbose=args.verbose, overwrite=args.overwrite)
+    print()
+    print(format_summary(result, f"{train.model} on {cfg.transform.name} - {cfg.dataset.name} test split"))
+    print(f"run directory: {run_dir} (metrics.json, confusion_matrix.png, training_curves.png)")
+    return 0
+
+
+if __name__ == "__main__":
+    cli_common.run_cli(main)
