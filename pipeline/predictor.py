@@ -31,7 +31,9 @@ class Predictor:
         self.train = train
         self.class_names = list(class_names)
         if kind == "keras":
-            self._predict = tf.function(lambda x: model(x, training=False), reduce_retracing=True)
+            # One trace for every batch size (the last batch of a split is smaller).
+            spec = tf.TensorSpec([None, *model.inputs[0].shape[1:]], tf.float32)
+            self._predict = tf.function(lambda x: model(x, training=False), input_signature=[spec])
 
     @classmethod
     def from_run(cls, run_dir: os.PathLike | str) -> "Predictor":

@@ -44,3 +44,15 @@ def gtzan_au_dir() -> Path:
 def outside_dir() -> Path:
     """Music that is not in GTZAN (for decoding/predicting unseen files)."""
     return _require(OUTSIDE_DIR)
+
+
+@pytest.fixture(scope="session")
+def small_data_dir(tmp_path_factory) -> str:
+    """A TFDS data dir holding the tiny `synthetic_small` config (40 songs x 9 s), built once."""
+    import tensorflow_datasets as tfds
+
+    import gtzan_tfds  # noqa: F401  (registers the builder)
+
+    data_dir = tmp_path_factory.mktemp("tfds_small")
+    tfds.builder("gtzan_tfds/synthetic_small", data_dir=str(data_dir)).download_and_prepare()
+    return str(data_dir)
