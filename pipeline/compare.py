@@ -196,7 +196,7 @@ def main(argv=None) -> int:
     print(f"{len(pairs)} approaches on {cfg.dataset.name}: "
           + ", ".join(approach_name(t, m) for t, m in pairs))
     results = run_grid(cfg, train, pairs, report_dir, verbose=args.verbose)
-    rows = write_report(results, report_dir, cfg.dataset.name)
+    write_report(results, report_dir, cfg.dataset.name)
     print((report_dir / "results.md").read_text().split("![accuracy]")[0])
     print(f"report: {report_dir}/results.md (+ results.csv, accuracy.png, per_class.png, confusion_*.png)")
     return 0
