@@ -1,0 +1,252 @@
+"""Window -> features, with TensorFlow ops only (tf.signal), so CPU and GPU run the same code.
+
+Every transform maps a float32 batch of windows ``[B, N]`` to features ``[B, ...]``:
+
+=========  ==========================  ===================================================
+name       shape per window            what (librosa equivalent, per window)
+=========  ==========================  ===================================================
+raw        ``[N]``                     the samples themselves
+fft        ``[N // 2 + 1]``            ``power_to_db(abs(np.fft.rfft(w)) ** 2)``: dB of the
+                                       power spectrum of the whole window, no taper window
+stft       ``[frames, n_fft//2 + 1]``  ``amplitude_to_db(abs(stft(w)))``: dB spectrogram
+mel        ``[frames, n_mels]``        ``power_to_db(melspectrogram(y=w))``: log-mel, dB
+mfcc       ``[frames, n_mfcc]``        ``feature.mfcc(S=<that log-mel>)``: DCT-II, ortho
+=========  ==========================  ===================================================
+
+Time is the first feature axis (librosa puts it last): ``[frames, bins]`` is what a Conv2D
+(after adding a channel axis) or a recurrent layer expects.  ``frames = 1 + N // hop_length``
+with ``center=True``: each window is padded by ``n_fft // 2`` on both sides, with zeros
+(``pad_mode="constant"``, the default of librosa 0.10 and later) or by reflection.  The STFT
+uses a periodic Hann window of ``win_length`` centred in ``n_fft``, as librosa does.
+
+All dB values are ``10 * log10(max(amin, power))`` (``ref=1``), then clipped to ``top_db``
+below the maximum *of each window* (librosa.power_to_db applied to one window at a time, as
+the seed study did).  A silent window therefore gives ``10 * log10(amin)`` everywhere
+(-100 dB by default): finite.  The mel filterbank is librosa's own (Slaney scale and area
+normalisation), computed once when the graph is traced and stored as a constant.
+
+``make_transform`` returns a plain function (traced into the tf.data graph or the model);
+``TransformLayer`` wraps it as a Keras layer that a saved ``.keras`` model carries.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Any, Callable, Optional, Union
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from gtzan_tfds.constants import SAMPLE_RATE
+from pipeline.config import PipelineConfig, TransformConfig
+
+_LOG10_SCALE = 10.0 / math.log(10.0)  # 10 * log10(x) == _LOG10_SCALE * ln(x)
+
+
+# --------------------------------------------------------------------------------------------
+# shapes
+def num_frames(window_length: int, cfg: TransformConfig) -> int:
+    """STFT frames in a window of ``window_length`` samples (librosa's count)."""
+    if cfg.center:
+        padded = window_length + 2 * (cfg.n_fft // 2)
+    else:
+        padded = window_length
+    return max(0, 1 + (padded - cfg.n_fft) // cfg.hop_length)
+
+
+def feature_shape_for(transform_cfg: TransformConfig, window_length: int) -> tuple[int, ...]:
+    """Shape of one window's features (no batch axis)."""
+    name = transform_cfg.name
+    if name == "raw":
+        return (window_length,)
+    if name == "fft":
+        return (window_length // 2 + 1,)
+    frames = num_frames(window_length, transform_cfg)
+    if name == "stft":
+        return (frames, transform_cfg.n_fft // 2 + 1)
+    if name == "mel":
+        return (frames, transform_cfg.n_mels)
+    if name == "mfcc":
+        return (frames, transform_cfg.n_mfcc)
+    raise ValueError(f"unknown transform {name!r}")
+
+
+def feature_shape(cfg: PipelineConfig) -> tuple[int, ...]:
+    """Shape of one window's features (no batch axis) for a whole pipeline config.
+
+    With ``transform_placement == "model"`` the dataset yields raw windows of shape
+    ``(window_length,)`` and the model's ``TransformLayer`` outputs this shape.
+    """
+    return feature_shape_for(cfg.transform, cfg.window.window_length)
+
+
+# --------------------------------------------------------------------------------------------
+# building blocks
+def power_to_db(power: tf.Tensor, amin: float, top_db: Optional[float]) -> tf.Tensor:
+    """librosa.power_to_db(power, ref=1.0, amin, top_db), with the maximum taken per window.
+
+    ``power`` is ``[B, ...]``; the ``top_db`` floor is relative to each batch row's maximum.
+    """
+    db = _LOG10_SCALE * tf.math.log(tf.maximum(power, tf.cast(amin, power.dtype)))
+    if top_db is not None:
+        axes = list(range(1, power.shape.rank))
+        peak = tf.reduce_max(db, axis=axes, keepdims=True)
+        db = tf.maximum(db, peak - tf.cast(top_db, db.dtype))
+    return db
+
+
+def _stft_window(cfg: TransformConfig) -> np.ndarray:
+    """Periodic Hann of win_length, zero-padded to n_fft with the window centred (librosa)."""
+    win_length = cfg.win_length or cfg.n_fft
+    n = np.arange(win_length)
+    window = 0.5 - 0.5 * np.cos(2.0 * np.pi * n / win_length)  # scipy hann(..., sym=False)
+    left = (cfg.n_fft - win_length) // 2
+    return np.pad(window, (left, cfg.n_fft - win_length - left)).astype(np.float32)
+
+
+def power_spectrogram(windows: tf.Tensor, cfg: TransformConfig) -> tf.Tensor:
+    """|STFT|^2 of a batch of windows: [B, N] -> [B, frames, n_fft // 2 + 1]."""
+    if cfg.center:
+        pad = cfg.n_fft // 2
+        mode = "REFLECT" if cfg.pad_mode == "reflect" else "CONSTANT"
+        windows = tf.pad(windows, [[0, 0], [pad, pad]], mode=mode)
+    frames = tf.signal.frame(windows, cfg.n_fft, cfg.hop_length)  # [B, frames, n_fft]
+    spectrum = tf.signal.rfft(frames * tf.constant(_stft_window(cfg)))
+    # |z|^2 without the sqrt-then-square of tf.abs
+    return tf.math.square(tf.math.real(spectrum)) + tf.math.square(tf.math.imag(spectrum))
+
+
+def mel_filterbank(cfg: TransformConfig, sample_rate: int) -> np.ndarray:
+    """librosa.filters.mel (Slaney) as a [n_fft // 2 + 1, n_mels] float32 matrix."""
+    import librosa  # only when a mel graph is built; numpy result becomes a graph constant
+
+    weights = librosa.filters.mel(
+        sr=sample_rate,
+        n_fft=cfg.n_fft,
+        n_mels=cfg.n_mels,
+        fmin=cfg.fmin,
+        fmax=cfg.fmax,
+        htk=False,
+        norm="slaney",
+    )
+    return np.ascontiguousarray(weights.T, dtype=np.float32)
+
+
+# --------------------------------------------------------------------------------------------
+# the transform
+def make_transform(
+    transform_cfg: TransformConfig, sample_rate: int = SAMPLE_RATE
+) -> Callable[[tf.Tensor], tf.Tensor]:
+    """A function from a float32 batch of windows [B, N] to features [B, ...].
+
+    Plain TensorFlow ops (no Python control flow on values): trace it into a tf.data map,
+    a model (``TransformLayer``), or ``tf.function(jit_compile=True)`` for XLA.
+    """
+    cfg = transform_cfg
+    cfg.validate(sample_rate)
+    name = cfg.name
+
+    if name == "raw":
+        return lambda windows: tf.convert_to_tensor(windows, tf.float32)
+
+    if name == "fft":
+
+        def fft(windows: tf.Tensor) -> tf.Tensor:
+            spectrum = tf.signal.rfft(tf.convert_to_tensor(windows, tf.float32))
+            power = tf.math.square(tf.math.real(spectrum)) + tf.math.square(tf.math.imag(spectrum))
+            return power_to_db(power, cfg.amin, cfg.top_db)
+
+        return fft
+
+    if name == "stft":
+
+        def stft(windows: tf.Tensor) -> tf.Tensor:
+            power = power_spectrogram(tf.convert_to_tensor(windows, tf.float32), cfg)
+            return power_to_db(power, cfg.amin, cfg.top_db)
+
+        return stft
+
+    weights = mel_filterbank(cfg, sample_rate)  # numpy, built once per graph construction
+
+    def log_mel(windows: tf.Tensor) -> tf.Tensor:
+        power = power_spectrogram(tf.convert_to_tensor(windows, tf.float32), cfg)
+        mel = tf.linalg.matmul(power, tf.constant(weights))  # [B, frames, n_mels]
+        return power_to_db(mel, cfg.amin, cfg.top_db)
+
+    if name == "mel":
+        return log_mel
+
+    if name == "mfcc":
+
+        def mfcc(windows: tf.Tensor) -> tf.Tensor:
+            # librosa.feature.mfcc: DCT-II with norm="ortho" over the mel axis of the dB log-mel
+            coefficients = tf.signal.dct(log_mel(windows), type=2, norm="ortho")
+            return coefficients[..., : cfg.n_mfcc]
+
+        return mfcc
+
+    raise ValueError(f"unknown transform {name!r}")
+
+
+def compiled_transform(
+    transform_cfg: TransformConfig, sample_rate: int = SAMPLE_RATE
+) -> Callable[[tf.Tensor], tf.Tensor]:
+    """``make_transform`` under ``tf.function(jit_compile=True)`` (XLA), for batches.
+
+    One compilation per distinct batch shape (the last, smaller batch of an epoch adds one).
+    """
+    return tf.function(make_transform(transform_cfg, sample_rate), jit_compile=True)
+
+
+# --------------------------------------------------------------------------------------------
+# the same transform as a Keras layer (transform_placement == "model")
+@keras.saving.register_keras_serializable(package="gtzan_stream")
+class TransformLayer(keras.layers.Layer):
+    """The pipeline's transform as a model's first layer: raw windows [B, N] in, features out.
+
+    Used when ``PipelineConfig.transform_placement == "model"``: the dataset then yields raw
+    float32 windows and this layer (on the GPU when there is one) computes exactly the
+    features ``make_dataset`` would have computed in tf.data.  It has no weights;
+    ``get_config()`` stores the TransformConfig, so a saved ``.keras`` model carries it.
+    """
+
+    def __init__(
+        self,
+        transform: Union[TransformConfig, dict[str, Any], None] = None,
+        sample_rate: int = SAMPLE_RATE,
+        **kwargs: Any,
+    ) -> None:
+        kwargs.setdefault("trainable", False)
+        # float32 whatever the global policy: an FFT in float16 (mixed precision) loses the
+        # quiet bins that the dB scale is there to show
+        kwargs.setdefault("dtype", "float32")
+        super().__init__(**kwargs)
+        if transform is None:
+            transform = TransformConfig()
+        elif isinstance(transform, dict):
+            transform = TransformConfig(**transform)
+        self.transform_cfg = transform
+        self.sample_rate = int(sample_rate)
+        self._fn = make_transform(self.transform_cfg, self.sample_rate)
+
+    @classmethod
+    def from_pipeline_config(cls, cfg: PipelineConfig, **kwargs: Any) -> "TransformLayer":
+        return cls(cfg.transform, cfg.window.sample_rate, **kwargs)
+
+    def call(self, inputs):
+        return self._fn(tf.cast(inputs, tf.float32))
+
+    def compute_output_shape(self, input_shape):
+        window_length = input_shape[-1]
+        if window_length is None:
+            raise ValueError("TransformLayer needs a known window length (last input axis)")
+        return (input_shape[0],) + feature_shape_for(self.transform_cfg, int(window_length))
+
+    def get_config(self) -> dict[str, Any]:
+        config = super().get_config()
+        config.update(
+            transform=dataclasses.asdict(self.transform_cfg), sample_rate=self.sample_rate
+        )
+        return config
