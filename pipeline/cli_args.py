@@ -15,6 +15,7 @@ from typing import Any, Optional
 
 from pipeline.config import (
     DATASET_CONFIGS,
+    PAD_MODES,
     STRATEGIES,
     TRANSFORM_PLACEMENTS,
     TRANSFORMS,
@@ -42,7 +43,8 @@ _HELP = {
     "n_mfcc": "MFCC coefficients",
     "fmin": "lowest mel frequency (Hz)",
     "fmax": "highest mel frequency (Hz, default: sample_rate/2)",
-    "center": "reflect-pad n_fft/2 on both sides of each window, as librosa does",
+    "center": "pad n_fft/2 on both sides of each window (frames = 1 + N // hop), as librosa does",
+    "pad_mode": "centre padding: zeros ('constant', librosa 0.10+) or 'reflect'",
     "amin": "power floor before the log",
     "top_db": "dynamic range (dB) kept below each window's peak",
     "batch_size": "windows per batch",
@@ -65,6 +67,7 @@ _CHOICES = {
     "name@DatasetConfig": DATASET_CONFIGS,
     "name@TransformConfig": TRANSFORMS,
     "transform_placement": TRANSFORM_PLACEMENTS,
+    "pad_mode": PAD_MODES,
     "strategy": STRATEGIES,
 }
 

@@ -38,7 +38,7 @@ from pipeline.windowing import audio_to_float, frame_windows, num_windows
 AUTOTUNE = tf.data.AUTOTUNE
 
 # gtzan_tfds configs that build themselves without any download.
-NO_DOWNLOAD_CONFIGS = ("synthetic",)
+NO_DOWNLOAD_CONFIGS = ("synthetic", "synthetic_small")
 # Training: songs shuffled in a buffer of this many (int16, ~1.3 MB each) before windowing ...
 SONG_SHUFFLE_BUFFER = 32
 # ... and windows of this many songs interleaved before the window shuffle buffer.
