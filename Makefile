@@ -15,9 +15,10 @@ $(STAMP): setup.cfg pyproject.toml
 venv: $(STAMP)
 
 # Main job on the embedded synthetic data: build the dataset, train, evaluate, print results.
+DEMO_FLAGS ?= --dataset-config synthetic --transform mfcc --model cnn1d --epochs 15 --overwrite
 demo: $(STAMP)
 	$(VENV)/bin/tfds build gtzan_tfds --config synthetic
-	$(PY) -m pipeline.splits_report --dataset-config synthetic
+	$(PY) -m pipeline.train $(DEMO_FLAGS) --run-dir runs/demo
 
 # The default (fast) suite; `make test-all` adds the slow tests.
 test: $(STAMP)

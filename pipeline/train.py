@@ -40,11 +40,16 @@ def main(argv=None) -> int:
 
     from models.registry import check_compatible, get_approach
     from pipeline.predictor import format_summary
+    from pipeline.run_dir import RunDir
     from pipeline.training import train_run
 
     get_approach(train.model)
     check_compatible(train.model, cfg.transform.name)  # refuse before any work
     run_dir = args.run_dir or default_run_dir(cfg, train)
+    if not args.overwrite and RunDir(run_dir).is_finished():
+        RunDir(run_dir).check_same_config(cfg, train)
+        print(f"{run_dir} holds a finished run of this configuration: reporting it "
+              "(--overwrite retrains)")
     result = train_run(cfg, train, run_dir, verbose=args.verbose, overwrite=args.overwrite)
     print()
     print(format_summary(result, f"{train.model} on {cfg.transform.name} - {cfg.dataset.name} test split"))
