@@ -95,7 +95,8 @@ def read_audio(
     if not head.startswith(magics):
         raise AudioDecodeError.for_file(
             path,
-            f"not a {format_name} file (starts with {head[:4]!r}; wrong extension or not audio)",
+            f"not {_article(format_name)} {format_name} file (starts with {head[:4]!r}; "
+            "wrong extension or not audio)",
         )
 
     declared, available = _declared_and_available_bytes(path, ext, head, size)
@@ -121,6 +122,10 @@ def read_audio(
         mono = resample(mono, sr, target_sr)
     # PCM decodes into [-1, 1) already; float files and resampling overshoot can exceed it.
     return np.clip(mono, -1.0, 1.0).astype(np.float32, copy=False)
+
+
+def _article(format_name: str) -> str:
+    return "an" if format_name[:1] in "AEIMO" else "a"  # an AIFF, an MP3, an Ogg; a WAV, a FLAC
 
 
 def resample(x: np.ndarray, orig_sr: int, target_sr: int) -> np.ndarray:

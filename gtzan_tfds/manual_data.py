@@ -60,12 +60,14 @@ def parse_song_name(filename: str) -> Optional[tuple[str, str]]:
 
 
 def find_song_files(
-    root: Path, max_depth: int = MAX_DEPTH
+    root: Path, max_depth: int = MAX_DEPTH, unsupported: Optional[list[str]] = None
 ) -> tuple[dict[str, SongFile], list[str]]:
     """Songs under `root` by song id, and a note per duplicate song id that was dropped.
 
     The search is sorted, so it is deterministic: when a song id appears twice (an .au and a
     .wav copy, say), the first path in sorted order wins and the other is reported.
+    Files named like songs but with an extension the decoder does not read
+    (`blues.00003.m4a`) are not songs; their relative paths are appended to `unsupported`.
     """
     root = Path(root)
     songs: dict[str, SongFile] = {}
@@ -78,6 +80,8 @@ def find_song_files(
         for name in sorted(filenames):
             parsed = parse_song_name(name)
             if parsed is None:
+                if unsupported is not None and _SONG_RE.match(name):
+                    unsupported.append((rel_dir / name).as_posix())
                 continue
             sid, genre = parsed
             relpath = (rel_dir / name).as_posix()
@@ -121,7 +125,8 @@ def locate_songs(
     if not entries:
         raise ManualDataError(f"Manual directory {manual_dir} is empty.\n{EXPECTED_LAYOUT}")
 
-    songs, duplicates = find_song_files(manual_dir)
+    unsupported: list[str] = []
+    songs, duplicates = find_song_files(manual_dir, unsupported=unsupported)
     source = str(manual_dir)
     if not songs:
         archives = find_archives(manual_dir)
@@ -134,7 +139,7 @@ def locate_songs(
                     raise ManualDataError(
                         f"Could not extract {archive}: {type(e).__name__}: {e}\n{EXPECTED_LAYOUT}"
                     ) from e
-                found, dups = find_song_files(folder)
+                found, dups = find_song_files(folder, unsupported=unsupported)
                 for sid, song in found.items():
                     if sid in songs:
                         dups.append(f"{archive.name}:{song.relpath} (kept {songs[sid].relpath})")
@@ -146,10 +151,21 @@ def locate_songs(
             shown = ", ".join(entries[:10]) + (", ..." if len(entries) > 10 else "")
             names = ", ".join(a.name for a in archives)
             what = f"archives {names} hold" if archives else "it holds"
+            bad_ext = (
+                f"; {len(unsupported)} song file(s) have an unknown extension, e.g. "
+                f"{unsupported[0]} (supported: {', '.join(SUPPORTED_EXTENSIONS)})"
+                if unsupported else ""
+            )
             raise ManualDataError(
                 f"No GTZAN song found in {manual_dir}: {what} no file named like "
-                f"<genre>/<genre>.000NN.au or .wav (top-level entries: {shown}).\n{EXPECTED_LAYOUT}"
+                f"<genre>/<genre>.000NN.au or .wav (top-level entries: {shown}){bad_ext}."
+                f"\n{EXPECTED_LAYOUT}"
             )
+    if unsupported:
+        logging.warning(
+            "%d file(s) named like GTZAN songs ignored: unknown extension (supported: %s), e.g. %s",
+            len(unsupported), ", ".join(SUPPORTED_EXTENSIONS), "; ".join(unsupported[:3]),
+        )
     if duplicates:
         logging.warning(
             "%d duplicate song file(s) ignored (same song id twice), e.g. %s",

@@ -10,6 +10,8 @@ from typing import Sequence
 
 import keras
 
+from pipeline.config import ConfigError
+
 # BatchNormalization momentum for every model.  Keras' default (0.99) needs several hundred steps
 # before the moving statistics forget their initial values (mean 0, variance 1), which matters for
 # the input normalisation of dB features (mean around -40): a short run would then evaluate with
@@ -45,6 +47,12 @@ def input_normalization(name: str = "input_norm") -> keras.layers.Layer:
     return keras.layers.BatchNormalization(axis=-1, momentum=BN_MOMENTUM, name=name)
 
 
+def check_optimizer(optimizer: str) -> None:
+    """ConfigError (a ValueError) naming the valid optimizers unless ``optimizer`` is one."""
+    if optimizer not in OPTIMIZERS:
+        raise ConfigError(f"unknown optimizer {optimizer!r}; valid: {', '.join(OPTIMIZERS)}")
+
+
 def compile_model(
     model: keras.Model,
     learning_rate: float = 1e-3,
@@ -57,8 +65,7 @@ def compile_model(
     categorical cross-entropy on probabilities and accuracy.  ``compile_kwargs`` go on to
     ``model.compile`` (e.g. ``jit_compile``, ``steps_per_execution``).
     """
-    if optimizer not in OPTIMIZERS:
-        raise ValueError(f"unknown optimizer {optimizer!r}; valid: {', '.join(OPTIMIZERS)}")
+    check_optimizer(optimizer)
     opt = keras.optimizers.get(
         {"class_name": optimizer, "config": {"learning_rate": learning_rate}}
     )

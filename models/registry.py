@@ -40,6 +40,7 @@ __all__ = [
     "Approach",
     "build_model",
     "check_compatible",
+    "check_hparams",
     "compile_model",
     "get_approach",
     "pool_features",
@@ -158,6 +159,17 @@ def check_compatible(model: str, transform: str) -> None:
         )
 
 
+def check_hparams(name: str, hparams: dict) -> None:
+    """ConfigError unless every key of ``hparams`` is a hyperparameter of approach ``name``."""
+    approach = get_approach(name)
+    unknown = sorted(set(hparams) - set(approach.defaults))
+    if unknown:
+        raise ConfigError(
+            f"unknown hyperparameter(s) for {name}: {', '.join(unknown)}; "
+            f"valid: {', '.join(approach.defaults)}"
+        )
+
+
 def build_model(
     name: str,
     input_shape: Optional[Sequence[int]],
@@ -173,15 +185,11 @@ def build_model(
     unfitted pipeline, seeded through ``random_state``; ``input_shape`` and ``num_classes`` are
     not needed (the pipeline learns them in ``fit``).
 
-    Raises ValueError for an unknown name or hyperparameter (naming the valid ones).
+    Raises ConfigError (a ValueError) for an unknown name or hyperparameter (naming the valid
+    ones).
     """
     approach = get_approach(name)
-    unknown = sorted(set(hparams) - set(approach.defaults))
-    if unknown:
-        raise ValueError(
-            f"unknown hyperparameter(s) for {name}: {', '.join(unknown)}; "
-            f"valid: {', '.join(approach.defaults)}"
-        )
+    check_hparams(name, hparams)
     if approach.kind == "sklearn":
         return approach.build(seed=seed, **hparams)
     if input_shape is None:

@@ -49,8 +49,12 @@ def user_errors() -> tuple[type[BaseException], ...]:
         pass
     try:
         from gtzan_tfds.audio_io import AudioDecodeError
+        from gtzan_tfds.manual_data import ManualDataError
+        from gtzan_tfds.song_splits import EmptySplitError
 
-        errors.append(AudioDecodeError)
+        # A missing/wrong --manual-dir, or a download that leaves a split empty, reaches the
+        # CLIs when they build a real config on first use.
+        errors += [AudioDecodeError, ManualDataError, EmptySplitError]
     except ImportError:  # pragma: no cover
         pass
     return tuple(errors)

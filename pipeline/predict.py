@@ -20,15 +20,26 @@ import numpy as np
 from pipeline import cli_common
 
 
-def predict_file(predictor, path, batch_size: int | None = None) -> dict:
-    """Window and song-level probabilities of one file."""
+def predict_file(predictor, path, batch_size: int | None = None, *,
+                 allow_truncated: bool = False) -> dict:
+    """Window and song-level probabilities of one file.
+
+    ``allow_truncated``: predict from the part of a truncated WAV/AU that is present (with a
+    warning) instead of refusing the file.
+    """
     from gtzan_tfds.audio_io import AudioDecodeError, read_audio
     from gtzan_tfds.constants import SAMPLE_RATE
     from pipeline import metrics
     from pipeline.dataset import features_from_audio
 
     cfg = predictor.pipeline
-    audio = read_audio(path, target_sr=SAMPLE_RATE)
+    try:
+        audio = read_audio(path, target_sr=SAMPLE_RATE, allow_truncated=allow_truncated)
+    except AudioDecodeError as e:
+        if e.reason.startswith("truncated"):
+            raise AudioDecodeError.for_file(
+                path, f"{e.reason} (--allow-truncated predicts from the part present)") from e
+        raise
     probs = [predictor.predict_batch(x) for x in
              features_from_audio(audio, cfg, batch_size=batch_size or cfg.batch_size)]
     if not probs:
@@ -63,6 +74,8 @@ def main(argv=None) -> int:
     parser.add_argument("--run", required=True, help="run directory written by pipeline.train")
     parser.add_argument("--json", action="store_true", help="one JSON object per file per line")
     parser.add_argument("--top", type=int, default=3, help="genres to print per file")
+    parser.add_argument("--allow-truncated", action="store_true",
+                        help="predict a truncated WAV/AU file from the part present (refused by default)")
     parser.add_argument("--plot", metavar="PNG",
                         help="write the per-window genre timeline (FILE stem appended with several files)")
     args = parser.parse_args(argv)
@@ -74,7 +87,7 @@ def main(argv=None) -> int:
     failed = 0
     for path in args.files:
         try:
-            result = predict_file(predictor, path)
+            result = predict_file(predictor, path, allow_truncated=args.allow_truncated)
         except (AudioDecodeError, FileNotFoundError, OSError, ValueError) as e:
             failed += 1
             message = str(e) if str(path) in str(e) else f"{path}: {e}"
@@ -97,7 +110,7 @@ def main(argv=None) -> int:
         else:
             top = sorted(result["probabilities"].items(), key=lambda kv: -kv[1])[: args.top]
             ranked = ", ".join(f"{g} {p:.0%}" for g, p in top)
-            print(f"{path}: {result['genre']}  ({ranked}; {len(result['window_starts'])} windows, "
+            print(f"{path}: {result['genre']}  ({ranked}; {len(result['window_starts'])} window(s), "
                   f"majority vote: {result['majority_genre']})"
                   + (f"  timeline: {result['plot']}" if args.plot else ""))
     if failed:

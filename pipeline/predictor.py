@@ -16,7 +16,7 @@ from tqdm.auto import tqdm
 
 from gtzan_tfds.constants import GENRES
 from pipeline import metrics as metrics_lib
-from pipeline.config import PipelineConfig, TrainConfig
+from pipeline.config import ConfigError, PipelineConfig, TrainConfig
 from pipeline.run_dir import RunDir, RunDirError
 
 
@@ -39,18 +39,28 @@ class Predictor:
     def from_run(cls, run_dir: os.PathLike | str) -> "Predictor":
         run = RunDir(run_dir)
         pipeline_cfg, train, extra = run.load_config()
-        if run.sklearn_model.exists():
-            import joblib
-
-            model, kind = joblib.load(run.sklearn_model), "sklearn"
-        elif run.keras_model.exists():
-            import keras
-
-            from pipeline import transforms  # noqa: F401  (registers TransformLayer for loading)
-
-            model, kind = keras.models.load_model(run.keras_model), "keras"
-        else:
+        if not (run.sklearn_model.exists() or run.keras_model.exists()):
             raise RunDirError(f"{run.path} has no trained model (model.keras or model.joblib)")
+        model_file = run.model_file
+        try:
+            if model_file == run.sklearn_model:
+                import joblib
+
+                model, kind = joblib.load(model_file), "sklearn"
+            else:
+                import keras
+
+                from pipeline import transforms  # noqa: F401  (registers TransformLayer)
+
+                model, kind = keras.models.load_model(model_file), "keras"
+        except Exception as e:  # noqa: BLE001  (zip, h5, pickle and Keras errors alike)
+            raise RunDirError(
+                f"{model_file}: cannot load the trained model, it is damaged or was written by "
+                f"other versions of the libraries ({type(e).__name__}: {e}); "
+                "re-run pipeline.train with --overwrite"
+            ) from e
+        if kind == "keras":
+            _check_input_shape(model, pipeline_cfg, run)
         return cls(model, kind, pipeline_cfg, train, extra.get("class_names", GENRES))
 
     def predict_batch(self, features) -> np.ndarray:
@@ -74,6 +84,20 @@ class Predictor:
         return np.concatenate(probs), np.concatenate(labels), ids
 
 
+def _check_input_shape(model, cfg: PipelineConfig, run: RunDir) -> None:
+    """RunDirError when config.json describes other features than the model was built for."""
+    from pipeline.training import model_input_shape  # late: training imports this module
+
+    expected = tuple(model_input_shape(cfg))
+    actual = tuple(model.inputs[0].shape[1:])
+    if actual != expected:
+        raise RunDirError(
+            f"{run.config_json} does not match {run.keras_model}: the config gives features of "
+            f"shape {expected}, the model takes {actual} (was config.json edited or copied from "
+            "another run?)"
+        )
+
+
 def sklearn_probabilities(model, pooled: np.ndarray, num_classes: int) -> np.ndarray:
     """predict_proba with one column per class, also for classes absent from training."""
     p = model.predict_proba(pooled)
@@ -88,7 +112,33 @@ def evaluate_split(predictor: Predictor, split: str = "test", verbose: bool = Tr
 
     ds = make_dataset(predictor.pipeline, split, training=False, with_song_id=True)
     probs, labels, ids = predictor.predict_dataset(ds, desc=f"evaluating {split}", verbose=verbose)
+    if not len(probs):
+        raise no_windows_error(predictor.pipeline, split)
     return metrics_lib.evaluate_windows(probs, labels, ids, predictor.class_names)
+
+
+def no_windows_error(cfg: PipelineConfig, split: str) -> ConfigError:
+    """The error for a split none of whose songs is as long as one window."""
+    w = cfg.window
+    return ConfigError(
+        f"split {split!r} of gtzan_tfds/{cfg.dataset.name} gives no windows: every song is "
+        f"shorter than one {w.window_seconds:g} s window (--window-seconds); use shorter "
+        "windows, or --pad-end true to zero-pad a song's last partial window"
+    )
+
+
+def require_windows(cfg: PipelineConfig, split: str) -> None:
+    """ConfigError unless ``split`` gives at least one window with ``cfg``.
+
+    Reads songs until the first window (one song when any is long enough; the whole split
+    only when none is), so a split with no windows fails before training, not after.
+    """
+    from pipeline.dataset import load_songs, song_to_windows
+
+    songs = load_songs(cfg.dataset, split)
+    counts = songs.map(lambda song: tf.shape(song_to_windows(song, cfg)["window"])[0])
+    if not any(int(n) > 0 for n in counts):
+        raise no_windows_error(cfg, split)
 
 
 def write_evaluation(run: RunDir, split: str, result: dict, title: str = "") -> None:
@@ -96,7 +146,6 @@ def write_evaluation(run: RunDir, split: str, result: dict, title: str = "") -> 
     from pipeline import plots
     from pipeline.run_dir import write_json_atomic
 
-    write_json_atomic(run.metrics_json(split), result)
     names = result["class_names"]
     plots.plot_confusion_matrix(
         result["confusion_matrix_song"], names, run.confusion_png(split, "song"),
@@ -108,6 +157,9 @@ def write_evaluation(run: RunDir, split: str, result: dict, title: str = "") -> 
         f"{title}\n{split}: window accuracy {result['window_accuracy']:.1%} "
         f"({result['num_windows']} windows)",
     )
+    # Last: a run counts as finished once its metrics exist (RunDir.is_finished), so a kill
+    # before this line leaves it unfinished rather than finished without its figures.
+    write_json_atomic(run.metrics_json(split), result)
 
 
 def format_summary(result: dict, title: str = "") -> str:

@@ -65,6 +65,13 @@ class RunDir:
     def is_finished(self) -> bool:
         return self.metrics_json("test").exists() and self.model_file.exists()
 
+    def has_progress(self) -> bool:
+        """Whether anything worth keeping was trained here (else only config.json, if that)."""
+        return any(p.exists() for p in (
+            self.backup_dir, self.history_csv, self.keras_model, self.sklearn_model,
+            self.best_checkpoint, self.metrics_json("test"),
+        ))
+
     # --- config ------------------------------------------------------------------------
     def save_config(self, pipeline: PipelineConfig, train: TrainConfig, **extra: Any) -> None:
         write_json_atomic(
@@ -99,19 +106,27 @@ class RunDir:
             raise RunDirError(f"{self.config_json}: incompatible or damaged config ({e})") from e
 
     def check_same_config(self, pipeline: PipelineConfig, train: TrainConfig) -> None:
-        """Refuse to resume a run that was started with another configuration."""
+        """Refuse to resume a run that was started with another configuration.
+
+        Where the data lives (data_dir, manual_dir) is not part of what was trained: a run
+        resumes after the dataset moved, or after a first attempt with a wrong --manual-dir.
+        """
         if not self.config_json.exists():
             return
         old_pipeline, old_train, _ = self.load_config()
-        if old_pipeline != pipeline or old_train != train:
-            diff = _diff(
-                {"pipeline": old_pipeline.to_dict(), "train": old_train.to_dict()},
-                {"pipeline": pipeline.to_dict(), "train": train.to_dict()},
-            )
+        old = {"pipeline": _without_location(old_pipeline.to_dict()), "train": old_train.to_dict()}
+        new = {"pipeline": _without_location(pipeline.to_dict()), "train": train.to_dict()}
+        if old != new:
+            diff = _diff(old, new)
             raise RunDirError(
                 f"{self.path} holds a run with another configuration ({'; '.join(diff[:6])}); "
                 "use another --run-dir, or the same flags to resume it"
             )
+
+
+def _without_location(pipeline: dict) -> dict:
+    dataset = {k: v for k, v in pipeline["dataset"].items() if k not in ("data_dir", "manual_dir")}
+    return {**pipeline, "dataset": dataset}
 
 
 def _diff(old: dict, new: dict, prefix: str = "") -> list[str]:

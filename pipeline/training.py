@@ -19,7 +19,7 @@ import tensorflow as tf
 
 from gtzan_tfds.constants import GENRES, NUM_CLASSES
 from pipeline import plots
-from pipeline.config import PipelineConfig, TrainConfig
+from pipeline.config import ConfigError, PipelineConfig, TrainConfig
 from pipeline.predictor import Predictor, evaluate_split, format_summary, write_evaluation
 from pipeline.run_dir import RunDir
 
@@ -86,6 +86,67 @@ def _read_history(history_csv: Path) -> dict[str, list[float]]:
     return {k: [float(r[k]) for r in rows] for k in (rows[0] if rows else {}) if k != "epoch"}
 
 
+def _finished_epochs_in_backup(run: RunDir) -> int:
+    """Epochs BackupAndRestore saved; 0, with the backup removed, when none can be resumed.
+
+    A kill while BackupAndRestore writes its small training_metadata.json leaves it empty, and
+    Keras would then fail to resume with a JSONDecodeError every time: fall back to the
+    previous backup (double_checkpoint keeps it as *.bkp), or start over without one.
+    """
+    import json
+
+    def epochs(path: Path) -> Optional[int]:
+        try:
+            return int(json.loads(path.read_text())["epoch"])
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
+
+    meta = run.backup_dir / "training_metadata.json"
+    weights = run.backup_dir / "latest.weights.h5"
+    done = epochs(meta)
+    if done is not None and weights.exists():
+        return done
+    prev_meta, prev_weights = Path(f"{meta}.bkp"), Path(f"{weights}.bkp")
+    done = epochs(prev_meta)
+    if done is not None and prev_weights.exists():
+        shutil.copyfile(prev_weights, weights)
+        shutil.copyfile(prev_meta, meta)
+        return done
+    shutil.rmtree(run.backup_dir, ignore_errors=True)
+    return 0
+
+
+def _trim_history(history_csv: Path, epochs: int) -> None:
+    """Keep the rows of the first `epochs` epochs of history.csv (and its header).
+
+    CSVLogger writes an epoch's row before BackupAndRestore saves that epoch (the callback
+    order in `_fit_keras`), so a kill between the two leaves a row for an epoch the resumed
+    run trains again: dropping it here keeps every epoch in the file exactly once. A row
+    half-written by the kill is dropped too.
+    """
+    if not history_csv.exists():
+        return
+    with open(history_csv, newline="") as f:
+        rows = list(csv.reader(f))
+    if not rows:
+        return
+    header, kept = rows[0], [rows[0]]
+    for row in rows[1:]:
+        try:
+            if len(row) == len(header) and int(row[0]) < epochs:
+                kept.append(row)
+        except ValueError:
+            pass
+    tmp = history_csv.with_suffix(".csv.tmp")
+    with open(tmp, "w", newline="") as f:
+        csv.writer(f).writerows(kept)
+    tmp.replace(history_csv)
+
+
+def _features_only(features, label):
+    return features
+
+
 def _fit_keras(cfg: PipelineConfig, train: TrainConfig, run: RunDir, verbose: int) -> dict:
     import keras
 
@@ -95,20 +156,27 @@ def _fit_keras(cfg: PipelineConfig, train: TrainConfig, run: RunDir, verbose: in
     approach = get_approach(train.model)
     train_ds = make_dataset(cfg, "train", training=True)
     val_ds = make_dataset(cfg, "validation", training=False)
-    resuming = run.backup_dir.exists() and any(run.backup_dir.iterdir())
+    done = _finished_epochs_in_backup(run) if run.backup_dir.exists() else 0
+    resuming = done > 0
+    if resuming:
+        _trim_history(run.history_csv, done)
+        print(f"{run.path}: resuming from epoch {done + 1} of {train.epochs} "
+              f"({done} finished epoch(s) in {run.backup_dir.name}/)", flush=True)
 
     with get_strategy(train.strategy).scope():
         model = build_keras_model(cfg, train)
         if approach.pretrain is not None:
-            x_only = lambda ds: ds.map(lambda x, y: x)  # noqa: E731
             approach.pretrain(
-                model, x_only(train_ds), x_only(val_ds),
+                model, train_ds.map(_features_only), val_ds.map(_features_only),
                 epochs=0 if resuming else train.pretrain_epochs, verbose=verbose,
             )
         compile_model(model, learning_rate=train.learning_rate, optimizer=train.optimizer)
 
+    # BackupAndRestore runs last at the end of an epoch: whatever a kill interrupts, the backup
+    # never claims an epoch whose history row and best checkpoint were not written (a row
+    # written for an epoch the backup does not hold is trimmed on resume). double_checkpoint
+    # keeps the previous backup, so a kill in the middle of writing one is not fatal either.
     callbacks = [
-        keras.callbacks.BackupAndRestore(str(run.backup_dir)),
         keras.callbacks.ModelCheckpoint(
             str(run.best_checkpoint), monitor="val_accuracy", mode="max", save_best_only=True,
             initial_value_threshold=_best_so_far(run.history_csv) if resuming else None,
@@ -116,6 +184,7 @@ def _fit_keras(cfg: PipelineConfig, train: TrainConfig, run: RunDir, verbose: in
         keras.callbacks.EarlyStopping(monitor="val_accuracy", mode="max", patience=train.patience),
         keras.callbacks.CSVLogger(str(run.history_csv), append=resuming),
         keras.callbacks.TensorBoard(str(run.logs_dir)),
+        keras.callbacks.BackupAndRestore(str(run.backup_dir), double_checkpoint=True),
     ]
     if not resuming and run.history_csv.exists():
         run.history_csv.unlink()
@@ -160,7 +229,13 @@ def _fit_sklearn(cfg: PipelineConfig, train: TrainConfig, run: RunDir, verbose: 
     x, y = pooled_arrays(cfg, "train", verbose=bool(verbose))
     model = approach.build(seed=cfg.seed, **train.hparams)
     start = time.perf_counter()
-    model.fit(x, y)
+    try:
+        model.fit(x, y)
+    except ValueError as e:  # e.g. too few windows of a class for SVC's 5-fold calibration
+        raise ConfigError(
+            f"{train.model} cannot be fitted on the {len(y)} windows of the train split of "
+            f"{cfg.dataset.name}: {e}"
+        ) from e
     seconds = time.perf_counter() - start
     joblib.dump(model, run.sklearn_model)
     xv, yv = pooled_arrays(cfg, "validation", verbose=bool(verbose))
@@ -190,18 +265,28 @@ def train_run(cfg: PipelineConfig, train: TrainConfig, run_dir, *, verbose: int 
     Re-running with the same configuration after an interruption resumes (Keras: from the
     last finished epoch); a finished run is returned as is unless `overwrite`.
     """
-    from models.registry import check_compatible, get_approach
+    from models.common import check_optimizer
+    from models.registry import check_compatible, check_hparams, get_approach
+    from pipeline.predictor import require_windows
 
     cfg.validate()
     train.validate()
     approach = get_approach(train.model)
     check_compatible(train.model, cfg.transform.name)
+    check_hparams(train.model, train.hparams)
+    if approach.kind == "keras":
+        check_optimizer(train.optimizer)
     run = RunDir(run_dir)
     if overwrite and run.path.exists():
         shutil.rmtree(run.path)
-    run.check_same_config(cfg, train)
+    if run.has_progress():  # a run dir with nothing trained yet just takes the new config
+        run.check_same_config(cfg, train)
     if run.is_finished():
         return _load_json(run.metrics_json("test"))
+    # Everything that can be refused is refused before config.json is written: the data is
+    # there (built on first use) and every split gives windows.
+    for split in ("train", "validation", "test"):
+        require_windows(cfg, split)
     run.path.mkdir(parents=True, exist_ok=True)
     run.save_config(cfg, train, class_names=list(GENRES), approach_kind=approach.kind,
                     model_input_shape=list(model_input_shape(cfg)))
