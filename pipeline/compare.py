@@ -37,14 +37,18 @@ RANDOM_SPLIT_NOTE = (
 SYNTHETIC_NOTE = "Note: synthetic data made by gtzan_tfds, not music: a smoke test of the grid, not a result."
 
 
-def grid(models, transforms) -> list[tuple[str, str]]:
-    """Valid (transform, model) pairs of the requested models and transforms."""
+def grid(models, transforms, exclude=()) -> list[tuple[str, str]]:
+    """Valid (transform, model) pairs of the requested models and transforms.
+
+    `exclude` holds "transform:model" strings of pairs to leave out.
+    """
     from models.registry import get_approach
 
+    excluded = {tuple(item.split(":", 1)) for item in exclude}
     pairs = []
     for model in models:
         accepted = get_approach(model).transforms
-        pairs += [(t, model) for t in transforms if t in accepted]
+        pairs += [(t, model) for t in transforms if t in accepted and (t, model) not in excluded]
     return pairs
 
 
@@ -165,6 +169,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--models", nargs="+", default=list(DEFAULT_MODELS), help="approaches (default: all)")
     parser.add_argument("--transforms", nargs="+", default=list(TRANSFORMS), choices=TRANSFORMS,
                         help="transforms (default: all; invalid pairs are skipped)")
+    parser.add_argument("--exclude", nargs="+", default=[], metavar="TRANSFORM:MODEL",
+                        help="pairs to leave out of the grid, e.g. stft:lstm")
     parser.add_argument("--report-dir", default="reports/compare", help="where the report and runs go")
     parser.add_argument("--quick", action="store_true",
                         help="reduced grid, 2 epochs, 1 s windows on synthetic data (the tests use it)")
@@ -187,7 +193,7 @@ def main(argv=None) -> int:
                 setattr(args, key, value)
     cfg = cli_args.pipeline_config_from_args(args).validate()
     train = cli_args.train_config_from_args(args).validate()
-    pairs = list(QUICK_GRID) if args.quick else grid(args.models, args.transforms)
+    pairs = list(QUICK_GRID) if args.quick else grid(args.models, args.transforms, args.exclude)
     if not pairs:
         raise cli_args.ConfigError("no valid (transform, model) pair in the requested grid")
     report_dir = Path(args.report_dir)

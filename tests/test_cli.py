@@ -160,3 +160,10 @@ def test_compare_quick_writes_the_report(tmp_path, small_data_dir):
     stamps = {p: p.stat().st_mtime_ns for p in report.glob("runs/*/model.*")}
     assert compare.main(args) == 0
     assert stamps == {p: p.stat().st_mtime_ns for p in report.glob("runs/*/model.*")}
+
+
+def test_compare_grid_skips_invalid_and_excluded_pairs():
+    pairs = compare.grid(["cnn2d", "svc"], ["raw", "mel", "stft"], exclude=["stft:cnn2d"])
+    assert pairs == [("mel", "cnn2d"), ("mel", "svc"), ("stft", "svc")]
+    full = compare.grid(compare.DEFAULT_MODELS, compare.TRANSFORMS)
+    assert len(full) == 22 and ("raw", "cnn1d") in full and ("raw", "cnn2d") not in full
