@@ -117,7 +117,7 @@ class RunDir:
         old = {"pipeline": _without_location(old_pipeline.to_dict()), "train": old_train.to_dict()}
         new = {"pipeline": _without_location(pipeline.to_dict()), "train": train.to_dict()}
         if old != new:
-            diff = _diff(old, new)
+            diff = config_diff(old, new)
             raise RunDirError(
                 f"{self.path} holds a run with another configuration ({'; '.join(diff[:6])}); "
                 "use another --run-dir, or the same flags to resume it"
@@ -129,12 +129,13 @@ def _without_location(pipeline: dict) -> dict:
     return {**pipeline, "dataset": dataset}
 
 
-def _diff(old: dict, new: dict, prefix: str = "") -> list[str]:
+def config_diff(old: dict, new: dict, prefix: str = "") -> list[str]:
+    """Nested dict differences as "a.b: old -> new" lines."""
     out = []
     for key in sorted(set(old) | set(new)):
         a, b = old.get(key), new.get(key)
         if isinstance(a, dict) and isinstance(b, dict):
-            out += _diff(a, b, f"{prefix}{key}.")
+            out += config_diff(a, b, f"{prefix}{key}.")
         elif a != b:
             out.append(f"{prefix}{key}: {a!r} -> {b!r}")
     return out

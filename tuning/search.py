@@ -38,6 +38,7 @@ from typing import Any, Optional
 from pipeline import cli_common  # noqa: F401  (quiet TF start-up)
 from pipeline import cli_args
 from pipeline.config import ConfigError, PipelineConfig, TrainConfig
+from pipeline.run_dir import config_diff
 
 DEFAULT_APPROACH = ("cnn2d", "mel")
 DEFAULT_COMPARE_RESULTS = "reports/compare/results.csv"
@@ -219,24 +220,13 @@ def check_same_search(project: Path, identity: dict) -> None:
     if not path.exists():
         return
     old = json.loads(path.read_text())
-    diff = [d for d in _diff({k: v for k, v in old.items() if k not in RESUMABLE_CHANGES},
+    diff = [d for d in config_diff({k: v for k, v in old.items() if k not in RESUMABLE_CHANGES},
                              {k: v for k, v in identity.items() if k not in RESUMABLE_CHANGES})]
     if diff:
         raise ConfigError(
             f"{project} holds a search with other settings ({'; '.join(diff[:6])}); "
             "re-run with the same flags to resume it, or use --overwrite or another --project-name"
         )
-
-
-def _diff(old, new, prefix: str = "") -> list[str]:
-    out = []
-    for key in sorted(set(old) | set(new)):
-        a, b = old.get(key), new.get(key)
-        if isinstance(a, dict) and isinstance(b, dict):
-            out += _diff(a, b, f"{prefix}{key}.")
-        elif a != b:
-            out.append(f"{prefix}{key}: {a!r} -> {b!r}")
-    return out
 
 
 # --------------------------------------------------------------------------------------------
