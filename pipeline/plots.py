@@ -126,9 +126,17 @@ def plot_timeline(
     ax.legend(loc="center left", bbox_to_anchor=(1.01, 0.5), fontsize=8, title="genre")
     top = p.argmax(axis=1)
     bar.bar(centres, np.ones(len(p)), width=window_seconds * 0.98, color=[cmap(t) for t in top])
-    for c, t in zip(centres, top):
-        bar.text(c, 0.5, class_names[t], ha="center", va="center", fontsize=7, rotation=90
-                 if window_seconds < 2.5 else 0)
+    # One label per run of windows with the same top genre; narrow runs get vertical text.
+    total = (starts[-1] + window_seconds - starts[0]) if len(starts) else 1.0
+    run_start = 0
+    for i in range(1, len(top) + 1):
+        if i == len(top) or top[i] != top[run_start]:
+            width = starts[i - 1] + window_seconds - starts[run_start]
+            narrow = width < total / 12
+            bar.text((starts[run_start] + starts[i - 1] + window_seconds) / 2, 0.5,
+                     class_names[top[run_start]], ha="center", va="center",
+                     fontsize=6 if narrow else 8, rotation=90 if narrow else 0)
+            run_start = i
     bar.set_yticks([])
     bar.set_ylabel("top genre", rotation=0, ha="right", va="center")
     bar.set_xlabel("time (s)")
