@@ -48,6 +48,7 @@ from typing import Any, Callable, Optional
 
 import numpy as np
 
+from pipeline import cli_common  # noqa: F401  (quiet TF start-up and library noise)
 from pipeline.config import TRANSFORMS, DatasetConfig, PipelineConfig, TransformConfig
 
 RSS_TOLERANCE = 0.10  # 10x the data may use at most 10 % more peak memory than 1x
