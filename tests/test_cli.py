@@ -167,3 +167,15 @@ def test_compare_grid_skips_invalid_and_excluded_pairs():
     assert pairs == [("mel", "cnn2d"), ("mel", "svc"), ("stft", "svc")]
     full = compare.grid(compare.DEFAULT_MODELS, compare.TRANSFORMS)
     assert len(full) == 22 and ("raw", "cnn1d") in full and ("raw", "cnn2d") not in full
+
+
+@pytest.mark.parametrize("strategy", ["mirrored", "multi-worker"])
+def test_distribution_strategies_train_on_one_machine(strategy, tmp_path, small_data_dir):
+    # One CPU replica (multi-worker without TF_CONFIG is a one-worker cluster): the same
+    # command a multi-device or multi-machine run uses, checked end to end.
+    run = tmp_path / strategy
+    assert _train(run, small_data_dir, "--transform", "mfcc", "--model", "cnn1d",
+                  "--strategy", strategy) == 0
+    assert json.loads((run / "config.json").read_text())["train"]["strategy"] == strategy
+    m = json.loads((run / "metrics.json").read_text())
+    assert m["num_songs"] == 10 and 0.0 <= m["window_accuracy"] <= 1.0
