@@ -78,8 +78,8 @@ def _markdown_table(header, rows) -> str:
     return "\n".join(lines)
 
 
-def write_report(results: list[tuple[dict, Path]], report_dir: Path, dataset: str) -> list[dict]:
-    """All report files from finished runs; returns the rows, best first."""
+def write_report(results: list[tuple[dict, Path]], report_dir: Path, dataset: str) -> str:
+    """All report files from finished runs; returns the results table (markdown) for the terminal."""
     from pipeline import plots
 
     rows = sorted((_row(r, d) for r, d in results),
@@ -137,13 +137,14 @@ def write_report(results: list[tuple[dict, Path]], report_dir: Path, dataset: st
         )
         confusion.append(out.name)
 
+    summary = f"# {title}\n\n" + (f"> {note}\n\n" if note else "") + table
     (report_dir / "results.md").write_text(
-        f"# {title}\n\n" + (f"> {note}\n\n" if note else "") + table
+        summary
         + "\n\n![accuracy](accuracy.png)\n\n"
         + "".join(f"![{c}]({c})\n" for c in confusion)
         + "\nPer-genre song recall: [per_class.md](per_class.md), ![per class](per_class.png)\n"
     )
-    return rows
+    return summary
 
 
 def run_grid(cfg: PipelineConfig, train: TrainConfig, pairs, report_dir: Path, verbose: int = 1):
@@ -202,8 +203,7 @@ def main(argv=None) -> int:
     print(f"{len(pairs)} approaches on {cfg.dataset.name}: "
           + ", ".join(approach_name(t, m) for t, m in pairs))
     results = run_grid(cfg, train, pairs, report_dir, verbose=args.verbose)
-    write_report(results, report_dir, cfg.dataset.name)
-    print((report_dir / "results.md").read_text().split("![accuracy]")[0])
+    print(write_report(results, report_dir, cfg.dataset.name))
     print(f"report: {report_dir}/results.md (+ results.csv, accuracy.png, per_class.png, confusion_*.png)")
     return 0
 

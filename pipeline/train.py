@@ -38,13 +38,12 @@ def main(argv=None) -> int:
     cfg = cli_args.pipeline_config_from_args(args).validate()
     train = cli_args.train_config_from_args(args).validate()
 
-    from models.registry import check_compatible, get_approach
+    from models.registry import check_compatible
     from pipeline.predictor import format_summary
     from pipeline.run_dir import RunDir
     from pipeline.training import train_run
 
-    get_approach(train.model)
-    check_compatible(train.model, cfg.transform.name)  # refuse before any work
+    check_compatible(train.model, cfg.transform.name)  # unknown model or bad pair: before any work
     run_dir = args.run_dir or default_run_dir(cfg, train)
     if not args.overwrite and RunDir(run_dir).is_finished():
         RunDir(run_dir).check_same_config(cfg, train)

@@ -70,14 +70,6 @@ def count_parameters(model) -> int:
     return int(sum(np.prod(w.shape) for w in model.weights))
 
 
-def _best_so_far(history_csv: Path) -> Optional[float]:
-    if not history_csv.exists():
-        return None
-    with open(history_csv) as f:
-        values = [float(r["val_accuracy"]) for r in csv.DictReader(f) if r.get("val_accuracy")]
-    return max(values) if values else None
-
-
 def _read_history(history_csv: Path) -> dict[str, list[float]]:
     if not history_csv.exists():
         return {}
@@ -179,7 +171,10 @@ def _fit_keras(cfg: PipelineConfig, train: TrainConfig, run: RunDir, verbose: in
     callbacks = [
         keras.callbacks.ModelCheckpoint(
             str(run.best_checkpoint), monitor="val_accuracy", mode="max", save_best_only=True,
-            initial_value_threshold=_best_so_far(run.history_csv) if resuming else None,
+            initial_value_threshold=(
+                max(_read_history(run.history_csv).get("val_accuracy", []), default=None)
+                if resuming else None
+            ),
         ),
         keras.callbacks.EarlyStopping(monitor="val_accuracy", mode="max", patience=train.patience),
         keras.callbacks.CSVLogger(str(run.history_csv), append=resuming),
