@@ -33,7 +33,7 @@ from models.common import compile_model
 from models.encoder_classifier import build_encoder_classifier, pretrain
 from models.lstm import build_lstm
 from models.sklearn_baselines import build_rf, build_svc, pool_features
-from pipeline.config import TRANSFORMS, ConfigError
+from core.config import TRANSFORMS, ConfigError
 
 __all__ = [
     "APPROACHES",
@@ -75,7 +75,7 @@ class Approach:
     Attributes:
         name: registry key, as given on the command line.
         kind: ``"keras"`` or ``"sklearn"``.
-        transforms: the transforms (``pipeline.config.TRANSFORMS``) it accepts.
+        transforms: the transforms (``core.config.TRANSFORMS``) it accepts.
         build: keras: ``build(input_shape, num_classes, **hp) -> keras.Model`` (uncompiled);
             sklearn: ``build(seed=..., **hp) -> Pipeline`` on ``pool_features`` output.
         defaults: default hyperparameters (the keyword defaults of ``build``).

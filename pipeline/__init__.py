@@ -1,4 +1,8 @@
-"""The streaming pipeline: gtzan_tfds TFRecords -> windows -> features -> batches.
+"""The streaming pipeline and the experiments run on it; home of the command-line entry points.
 
-Also home of the command-line entry points (train, evaluate, predict, compare, bench).
+    stream/        the tf.data graph: TFRecords -> windows -> features -> batches
+    experiments/   training, evaluation, run directories, metrics, reports and plots
+    benchmark/     speed and memory measurements of the graph
+    cli/           flags and error exits shared by the entry points
+    train.py, evaluate.py, predict.py, compare.py, bench.py   thin CLIs (python -m pipeline.X)
 """

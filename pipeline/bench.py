@@ -48,8 +48,8 @@ from typing import Any, Callable, Optional
 
 import numpy as np
 
-from pipeline import cli_common  # noqa: F401  (quiet TF start-up and library noise)
-from pipeline.config import TRANSFORMS, DatasetConfig, PipelineConfig, TransformConfig
+from pipeline.cli import entry as cli_common  # noqa: F401  (quiet TF start-up and library noise)
+from core.config import TRANSFORMS, DatasetConfig, PipelineConfig, TransformConfig
 
 RSS_TOLERANCE = 0.10  # 10x the data may use at most 10 % more peak memory than 1x
 
@@ -103,8 +103,8 @@ def pipeline_pass(cfg: PipelineConfig, songs_ds, *, jit_compile: bool):
     """A function that streams the songs through the pipeline once and returns its rates."""
     import tensorflow as tf
 
-    from pipeline.dataset import batches_from_songs
-    from pipeline.transforms import TransformLayer
+    from pipeline.stream.dataset import batches_from_songs
+    from pipeline.stream.transforms import TransformLayer
 
     ds = batches_from_songs(songs_ds, cfg, training=True, jit_compile=jit_compile)
     model_side = None
@@ -135,7 +135,7 @@ def run_resample(songs: list[np.ndarray], sr: int, rates=(11_025, 16_000)) -> di
     import librosa
     import tensorflow as tf
 
-    from pipeline.resample import resample
+    from core.resample import resample
 
     try:
         import tensorflow_io as tfio
@@ -198,7 +198,7 @@ def _make_cfg(args) -> PipelineConfig:
 
 
 def _songs_ds(cfg: PipelineConfig, split: str, songs: int):
-    from pipeline.dataset import load_songs
+    from pipeline.stream.dataset import load_songs
 
     return load_songs(cfg.dataset, split).take(songs)
 
@@ -284,7 +284,7 @@ def main(argv: Optional[list[str]] = None) -> int:
 
 
 def _run(args) -> int:
-    from pipeline.dataset import ensure_built, load_songs
+    from pipeline.stream.dataset import ensure_built, load_songs
 
     cfg = _make_cfg(args)
     t0 = time.perf_counter()

@@ -18,8 +18,9 @@ import shutil
 import sys
 from pathlib import Path
 
-from pipeline import cli_args, cli_common
-from pipeline.config import TRANSFORMS, PipelineConfig, TrainConfig
+from pipeline.cli import flags as cli_args
+from pipeline.cli import entry as cli_common
+from core.config import TRANSFORMS, PipelineConfig, TrainConfig
 
 # The study's grid, in its order: baselines, CNNs on transforms, CNN on raw audio, encoder, LSTM.
 DEFAULT_MODELS = ("svc", "rf", "cnn1d", "cnn2d", "encoder_classifier", "lstm")
@@ -80,7 +81,7 @@ def _markdown_table(header, rows) -> str:
 
 def write_report(results: list[tuple[dict, Path]], report_dir: Path, dataset: str) -> str:
     """All report files from finished runs; returns the results table (markdown) for the terminal."""
-    from pipeline import plots
+    from pipeline.experiments import plots
 
     rows = sorted((_row(r, d) for r, d in results),
                   key=lambda r: (-r["song_accuracy"], -r["window_accuracy"]))
@@ -151,7 +152,7 @@ def run_grid(cfg: PipelineConfig, train: TrainConfig, pairs, report_dir: Path, v
     """Train every pair (reusing finished runs); returns [(metrics, run_dir)]."""
     from tqdm.auto import tqdm
 
-    from pipeline.training import train_run
+    from pipeline.experiments.training import train_run
 
     results = []
     bar = tqdm(pairs, desc="approaches", unit="run", file=sys.stdout)

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import argparse
 
-from pipeline import cli_common
-from pipeline.config import SPLITS
+from pipeline.cli import entry as cli_common
+from core.config import SPLITS
 
 
 def main(argv=None) -> int:
@@ -21,12 +21,12 @@ def main(argv=None) -> int:
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     args = parser.parse_args(argv)
 
-    from pipeline.predictor import Predictor, evaluate_split, format_summary, write_evaluation
-    from pipeline.run_dir import RunDir
+    from pipeline.experiments.predictor import Predictor, evaluate_split, format_summary, write_evaluation
+    from pipeline.experiments.run_dir import RunDir
 
     predictor = Predictor.from_run(args.run)
     if args.data_dir:
-        predictor.pipeline.dataset.data_dir = args.data_dir
+        predictor.pipeline.stream.dataset.data_dir = args.data_dir
     result = evaluate_split(predictor, args.split, verbose=not args.quiet)
     train = predictor.train
     write_evaluation(RunDir(args.run), args.split, result,

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from pipeline import cli_common
+from pipeline.cli import entry as cli_common
 
 
 def predict_file(predictor, path, batch_size: int | None = None, *,
@@ -29,8 +29,8 @@ def predict_file(predictor, path, batch_size: int | None = None, *,
     """
     from gtzan_tfds.audio_io import AudioDecodeError, read_audio
     from gtzan_tfds.constants import SAMPLE_RATE
-    from pipeline import metrics
-    from pipeline.dataset import features_from_audio
+    from pipeline.experiments import metrics
+    from pipeline.stream.dataset import features_from_audio
 
     cfg = predictor.pipeline
     try:
@@ -81,7 +81,7 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
 
     from gtzan_tfds.audio_io import AudioDecodeError
-    from pipeline.predictor import Predictor
+    from pipeline.experiments.predictor import Predictor
 
     predictor = Predictor.from_run(args.run)
     failed = 0
@@ -96,7 +96,7 @@ def main(argv=None) -> int:
                 print(json.dumps({"file": str(path), "error": message}), flush=True)
             continue
         if args.plot:
-            from pipeline import plots
+            from pipeline.experiments import plots
 
             out = plot_path(args.plot, path, len(args.files) > 1)
             plots.plot_timeline(

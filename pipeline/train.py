@@ -1,7 +1,7 @@
 """`python -m pipeline.train`: train and evaluate one approach (transform x model).
 
 Trains on the train split, keeps the epoch with the best validation accuracy, evaluates on the
-test split at window and song level, and writes a run directory (see pipeline.run_dir).
+test split at window and song level, and writes a run directory (see pipeline.experiments.run_dir).
 Re-running the same command after an interruption resumes from the last finished epoch.
 """
 
@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import argparse
 
-from pipeline import cli_common  # noqa: F401  (quiet TF start-up)
-from pipeline import cli_args
+from pipeline.cli import entry as cli_common  # noqa: F401  (quiet TF start-up)
+from pipeline.cli import flags as cli_args
 
 
 def default_run_dir(cfg, train) -> str:
@@ -39,9 +39,9 @@ def main(argv=None) -> int:
     train = cli_args.train_config_from_args(args).validate()
 
     from models.registry import check_compatible
-    from pipeline.predictor import format_summary
-    from pipeline.run_dir import RunDir
-    from pipeline.training import train_run
+    from pipeline.experiments.predictor import format_summary
+    from pipeline.experiments.run_dir import RunDir
+    from pipeline.experiments.training import train_run
 
     check_compatible(train.model, cfg.transform.name)  # unknown model or bad pair: before any work
     run_dir = args.run_dir or default_run_dir(cfg, train)

@@ -11,9 +11,12 @@ import pytest
 import soundfile as sf
 
 from models.registry import APPROACHES
-from pipeline import compare, evaluate, predict, train
-from pipeline.config import ConfigError
-from pipeline.dataset import DatasetNotBuiltError
+from pipeline import compare
+from pipeline import evaluate
+from pipeline import predict
+from pipeline import train
+from core.config import ConfigError
+from pipeline.stream.dataset import DatasetNotBuiltError
 
 # Short windows keep every approach at a few seconds per run.
 FAST = ["--window-seconds", "1.5", "--step-seconds", "1.5", "--epochs", "2", "--pretrain-epochs", "1",

@@ -14,8 +14,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from pipeline.config import DatasetConfig, PipelineConfig, TransformConfig, WindowConfig
-from pipeline.dataset import (
+from core.config import DatasetConfig, PipelineConfig, TransformConfig, WindowConfig
+from pipeline.stream.dataset import (
     DatasetNotBuiltError,
     batches_from_songs,
     features_from_audio,
@@ -23,9 +23,9 @@ from pipeline.dataset import (
     make_dataset,
     windows_from_audio,
 )
-from pipeline.resample import resample
-from pipeline.transforms import TransformLayer, feature_shape, make_transform
-from pipeline.windowing import frame_windows
+from core.resample import resample
+from pipeline.stream.transforms import TransformLayer, feature_shape, make_transform
+from pipeline.stream.windowing import frame_windows
 
 SR = 22_050
 # (seconds, label): 30 s songs, one a bit longer, one GTZAN-short, one shorter than a window

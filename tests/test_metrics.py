@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from pipeline import metrics
+from pipeline.experiments import metrics
 
 NAMES = ["a", "b", "c"]
 

@@ -21,7 +21,7 @@ from models.registry import (  # noqa: E402
     get_approach,
     pool_features,
 )
-from pipeline.config import TRANSFORMS, ConfigError  # noqa: E402
+from core.config import TRANSFORMS, ConfigError  # noqa: E402
 
 # Small stand-ins for the real shapes (raw (66150,), fft (33076,), stft (130, 1025), ...).
 SMALL_SHAPES = {"raw": (4096,), "fft": (1025,), "stft": (20, 33), "mel": (20, 16), "mfcc": (20, 8)}

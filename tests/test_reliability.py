@@ -32,8 +32,12 @@ import tensorflow_datasets as tfds
 
 from gtzan_tfds import Builder, GtzanConfig
 from gtzan_tfds.constants import SAMPLE_RATE
-from pipeline import cli_common, compare, evaluate, predict, train
-from pipeline.config import DatasetConfig, PipelineConfig, TrainConfig, TransformConfig, WindowConfig
+from pipeline.cli import entry as cli_common
+from pipeline import compare
+from pipeline import evaluate
+from pipeline import predict
+from pipeline import train
+from core.config import DatasetConfig, PipelineConfig, TrainConfig, TransformConfig, WindowConfig
 
 ROOT = Path(__file__).resolve().parents[1]
 FAST = ["--window-seconds", "1.5", "--step-seconds", "1.5", "--epochs", "2", "--pretrain-epochs", "1",
@@ -197,7 +201,7 @@ def test_predict_summary_line_counts_failures(predicted):
 
 
 def test_silence_gives_finite_features_for_every_transform():
-    from pipeline.dataset import features_from_audio
+    from pipeline.stream.dataset import features_from_audio
 
     silence = np.zeros(4 * SAMPLE_RATE, np.float32)
     for name in ("raw", "fft", "stft", "mel", "mfcc"):
@@ -228,7 +232,8 @@ def test_predict_cli_subprocess_prints_no_traceback(keras_run, audio_files):
 
 PEAK_RSS = """
 import resource, sys
-from pipeline import cli_common, predict
+from pipeline.cli import entry as cli_common
+from pipeline import predict
 try:
     cli_common.run_cli(predict.main, sys.argv[1:])
 finally:
@@ -333,7 +338,7 @@ def test_builder_reads_a_path_with_spaces_and_non_ascii(odd_download):
 def test_builder_keeps_short_silent_and_long_songs(odd_download):
     """Stored as they are; the pipeline cuts no window from a song shorter than one window,
     finite features from silence, and streams a 10-minute song window by window."""
-    from pipeline.dataset import batches_from_songs
+    from pipeline.stream.dataset import batches_from_songs
 
     builder, _, stored, _ = odd_download
     assert stored["classical.00000"]["duration_seconds"] == pytest.approx(0.5)
@@ -502,7 +507,7 @@ def test_evaluate_subprocess_on_a_damaged_config_prints_no_traceback(keras_run, 
 
 def test_where_the_data_lives_is_not_part_of_a_run(keras_run, tmp_path):
     """A run resumes after its dataset moved; a run dir with nothing trained takes a new config."""
-    from pipeline.run_dir import RunDir, RunDirError
+    from pipeline.experiments.run_dir import RunDir, RunDirError
 
     run = RunDir(keras_run)
     cfg, train_cfg, _ = run.load_config()
@@ -522,7 +527,7 @@ def test_where_the_data_lives_is_not_part_of_a_run(keras_run, tmp_path):
 def test_history_rows_beyond_the_backup_are_trimmed(tmp_path):
     """CSVLogger writes an epoch's row before BackupAndRestore saves that epoch; a kill between
     the two (or mid-row) must not leave a row the resumed run writes again."""
-    from pipeline.training import _trim_history
+    from pipeline.experiments.training import _trim_history
 
     path = tmp_path / "history.csv"
     path.write_text("epoch,accuracy,loss\n0,0.1,2.3\n1,0.2,2.1\n2,0.3,1.9\n3,0.")
@@ -532,8 +537,8 @@ def test_history_rows_beyond_the_backup_are_trimmed(tmp_path):
 
 def test_backup_damaged_by_a_kill_falls_back_or_starts_over(tmp_path):
     """A kill while BackupAndRestore writes training_metadata.json leaves it empty."""
-    from pipeline.run_dir import RunDir
-    from pipeline.training import _finished_epochs_in_backup
+    from pipeline.experiments.run_dir import RunDir
+    from pipeline.experiments.training import _finished_epochs_in_backup
 
     run = RunDir(tmp_path)
     backup = run.backup_dir

@@ -22,9 +22,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from pipeline.config import ConfigError, PipelineConfig, TransformConfig
-from pipeline.resample import resample
-from pipeline.transforms import (
+from core.config import ConfigError, PipelineConfig, TransformConfig
+from core.resample import resample
+from pipeline.stream.transforms import (
     TransformLayer,
     compiled_transform,
     feature_shape,

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.config import ConfigError, DatasetConfig, PipelineConfig, TrainConfig
+from core.config import ConfigError, DatasetConfig, PipelineConfig, TrainConfig
 from tuning.search_space import Choice, Fixed, SearchSpace
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -190,7 +190,7 @@ def test_tiny_search_song_objective_retrains_the_best(small_data_dir, tmp_path, 
     pipeline.evaluate accepts."""
     import tensorflow as tf
 
-    import pipeline.dataset as dataset_mod
+    import pipeline.stream.dataset as dataset_mod
     from tuning.search import main
 
     made = []
@@ -233,7 +233,7 @@ def test_tiny_search_song_objective_retrains_the_best(small_data_dir, tmp_path, 
     assert config["train"]["hparams"]["units"] == best["values"]["units"]
     assert summary["best_run"]["test"]["num_songs"] == 10
 
-    from pipeline.predictor import Predictor, evaluate_split
+    from pipeline.experiments.predictor import Predictor, evaluate_split
 
     again = evaluate_split(Predictor.from_run(run), "test", verbose=False)
     assert again["song_accuracy_mean_vote"] == pytest.approx(summary["best_run"]["test"]["song_accuracy_mean_vote"])

@@ -1,4 +1,4 @@
-"""Window counts, contents and padding of pipeline.windowing."""
+"""Window counts, contents and padding of pipeline.stream.windowing."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from pipeline.config import WindowConfig
-from pipeline.windowing import audio_to_float, frame_windows, num_windows
+from core.config import WindowConfig
+from pipeline.stream.windowing import audio_to_float, frame_windows, num_windows
 
 SR = 22_050
 

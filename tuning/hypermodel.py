@@ -3,14 +3,14 @@
 A trial's values set model hyperparameters (the approach's builder arguments), training ones
 (learning rate, optimizer, batch size) and pipeline ones (window length, sample rate, n_fft,
 hop, n_mels / n_mfcc).  The last two groups change the input, so they cannot live in `build`
-alone: `fit` builds the trial's own streaming datasets with `pipeline.dataset.make_dataset`
+alone: `fit` builds the trial's own streaming datasets with `pipeline.stream.dataset.make_dataset`
 (nothing is loaded into memory, nothing is shared between trials) and `build` gives the model
 the matching input shape.  Both read the configs from the same values through
 `SearchSpace.configs`, so they always agree.
 
 Validation runs through `SongValidation`, which reports ``val_loss``, ``val_accuracy`` (windows)
 and ``val_song_accuracy`` (each validation song decided by the mean of its windows'
-probabilities, as `pipeline.metrics` does for test runs) at the end of every epoch, so either
+probabilities, as `pipeline.experiments.metrics` does for test runs) at the end of every epoch, so either
 can be the search objective, the tuner's best-epoch checkpoint and early stopping see it, and
 every trial records both.
 """
@@ -23,7 +23,7 @@ import keras
 import keras_tuner
 import numpy as np
 
-from pipeline.config import ConfigError, PipelineConfig, TrainConfig
+from core.config import ConfigError, PipelineConfig, TrainConfig
 from tuning import OBJECTIVES
 from tuning.search_space import SearchSpace
 
@@ -50,12 +50,12 @@ class SongValidation(keras.callbacks.Callback):
         self._predictor = None
 
     def on_train_begin(self, logs=None):
-        from pipeline.predictor import Predictor
+        from pipeline.experiments.predictor import Predictor
 
         self._predictor = Predictor(self.model, "keras", self.cfg)
 
     def evaluate(self) -> dict:
-        from pipeline.metrics import song_predictions
+        from pipeline.experiments.metrics import song_predictions
 
         probs, labels, ids = self._predictor.predict_dataset(self.val_ds, verbose=False)
         if len(labels) == 0:
@@ -102,7 +102,7 @@ class TrialHyperModel(keras_tuner.HyperModel):
     # --- keras_tuner.HyperModel -------------------------------------------------------------
     def build(self, hp):
         from models.registry import compile_model
-        from pipeline.training import build_keras_model, set_seeds
+        from pipeline.experiments.training import build_keras_model, set_seeds
 
         self.space.declare(hp)
         reason = self.space.why_invalid(hp.values, self.base, self.base_train)
@@ -123,7 +123,7 @@ class TrialHyperModel(keras_tuner.HyperModel):
         when it runs the trial; otherwise the search's --epochs.
         """
         from models.registry import compile_model, get_approach
-        from pipeline.dataset import make_dataset
+        from pipeline.stream.dataset import make_dataset
 
         cfg, train = self.configs(hp)
         train_ds = make_dataset(cfg, "train", training=True)
@@ -142,7 +142,7 @@ class TrialHyperModel(keras_tuner.HyperModel):
 
         callbacks = [SongValidation(val_ds, cfg)]
         callbacks += list(kwargs.pop("callbacks", None) or [])
-        callbacks.append(keras.callbacks.EarlyStopping(  # as pipeline.training, on the objective
+        callbacks.append(keras.callbacks.EarlyStopping(  # as pipeline.experiments.training, on the objective
             monitor=self.objective, mode="max", patience=train.patience))
         kwargs.pop("validation_data", None)  # SongValidation validates
         return model.fit(train_ds, epochs=epochs, initial_epoch=initial_epoch,
@@ -151,7 +151,7 @@ class TrialHyperModel(keras_tuner.HyperModel):
 
 def trial_configs(space: SearchSpace, values: dict, base: PipelineConfig,
                   base_train: TrainConfig, epochs: Optional[int] = None):
-    """The (PipelineConfig, TrainConfig) to retrain a trial's values with `pipeline.training`."""
+    """The (PipelineConfig, TrainConfig) to retrain a trial's values with `pipeline.experiments.training`."""
     import dataclasses
 
     cfg, train = space.configs(values, base, base_train)

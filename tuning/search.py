@@ -35,10 +35,10 @@ import shutil
 from pathlib import Path
 from typing import Any, Optional
 
-from pipeline import cli_common  # noqa: F401  (quiet TF start-up)
-from pipeline import cli_args
-from pipeline.config import ConfigError, PipelineConfig, TrainConfig
-from pipeline.run_dir import config_diff
+from pipeline.cli import entry as cli_common  # noqa: F401  (quiet TF start-up)
+from pipeline.cli import flags as cli_args
+from core.config import ConfigError, PipelineConfig, TrainConfig
+from pipeline.experiments.run_dir import config_diff
 
 DEFAULT_APPROACH = ("cnn2d", "mel")
 DEFAULT_COMPARE_RESULTS = "reports/compare/results.csv"
@@ -280,7 +280,7 @@ def summary_table(records: list[dict], space, objective: str) -> str:
 def write_summary(project: Path, tuner, space, args, model: str, transform: str,
                   best_run: Optional[dict] = None) -> dict:
     """summary.json (every trial, best first) and summary.md; returns the summary dict."""
-    from pipeline.run_dir import write_json_atomic
+    from pipeline.experiments.run_dir import write_json_atomic
     from tuning.search_space import Fixed
 
     oracle = tuner.oracle
@@ -324,9 +324,9 @@ def write_summary(project: Path, tuner, space, args, model: str, transform: str,
 # retraining
 def retrain_best(record: dict, space, base: PipelineConfig, base_train: TrainConfig,
                  run_dir: Path, epochs: int, verbose: int) -> dict:
-    """Retrain a trial's configuration with pipeline.training.train_run into `run_dir`."""
-    from pipeline.run_dir import RunDir, RunDirError
-    from pipeline.training import train_run
+    """Retrain a trial's configuration with pipeline.experiments.training.train_run into `run_dir`."""
+    from pipeline.experiments.run_dir import RunDir, RunDirError
+    from pipeline.experiments.training import train_run
     from tuning.hypermodel import trial_configs
 
     cfg, train = trial_configs(space, record["values"], base, base_train, epochs=epochs)
@@ -374,7 +374,7 @@ def main(argv=None) -> int:
         if args.overwrite and project.exists():
             shutil.rmtree(project)
         check_same_search(project, identity)
-        from pipeline.run_dir import write_json_atomic
+        from pipeline.experiments.run_dir import write_json_atomic
 
         write_json_atomic(project / SEARCH_FILE, identity)
     elif (project / SEARCH_FILE).exists():
@@ -405,7 +405,7 @@ def main(argv=None) -> int:
     if args.no_retrain:
         return 0
 
-    from pipeline.predictor import format_summary
+    from pipeline.experiments.predictor import format_summary
 
     best = summary["best_trials"][0]
     run_dir = Path(args.retrain_dir) if args.retrain_dir else project / "best_run"

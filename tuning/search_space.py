@@ -23,7 +23,7 @@ import itertools
 import json
 from typing import Any, Iterable, Mapping, Optional, Union
 
-from pipeline.config import ConfigError, PipelineConfig, TrainConfig
+from core.config import ConfigError, PipelineConfig, TrainConfig
 
 # --------------------------------------------------------------------------------------------
 # entries

@@ -43,7 +43,7 @@ import keras_tuner
 from keras_tuner.src.distribute import utils as dist_utils
 from keras_tuner.src.engine import trial as trial_module
 
-from pipeline.run_dir import write_json_atomic
+from pipeline.experiments.run_dir import write_json_atomic
 from tuning import TUNERS
 
 EVENTS_FILE = "trial_events.jsonl"

@@ -11,17 +11,14 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, Optional
 
-from gtzan_tfds.constants import SAMPLE_RATE
+from core.audio import SAMPLE_RATE
+from core.errors import ConfigError
 
 TRANSFORMS = ("raw", "fft", "stft", "mel", "mfcc")
 TRANSFORM_PLACEMENTS = ("data", "model")  # run the transform in tf.data or as the model's first layer
 DATASET_CONFIGS = ("synthetic", "synthetic_small", "gtzan", "fault_filtered")
 SPLITS = ("train", "validation", "test")
 PAD_MODES = ("constant", "reflect")  # how centred STFT frames are padded at the ends
-
-
-class ConfigError(ValueError):
-    """A configuration value or combination that cannot work; the message says why."""
 
 
 @dataclasses.dataclass

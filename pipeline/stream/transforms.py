@@ -40,7 +40,7 @@ import numpy as np
 import tensorflow as tf
 
 from gtzan_tfds.constants import SAMPLE_RATE
-from pipeline.config import PipelineConfig, TransformConfig
+from core.config import PipelineConfig, TransformConfig
 
 _LOG10_SCALE = 10.0 / math.log(10.0)  # 10 * log10(x) == _LOG10_SCALE * ln(x)
 

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import tensorflow as tf
 
-from pipeline.config import WindowConfig
+from core.config import WindowConfig
 
 INT16_SCALE = 32768.0
 

@@ -16,7 +16,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from pipeline.config import ConfigError, PipelineConfig, TrainConfig
+from core.config import ConfigError, PipelineConfig, TrainConfig
 
 CONFIG_VERSION = 1
 

@@ -30,10 +30,10 @@ import numpy as np
 import tensorflow as tf
 
 from gtzan_tfds.constants import SAMPLE_RATE
-from pipeline.config import SPLITS, DatasetConfig, PipelineConfig
-from pipeline.resample import resample
-from pipeline.transforms import compiled_transform, make_transform
-from pipeline.windowing import audio_to_float, frame_windows, num_windows
+from core.config import SPLITS, DatasetConfig, PipelineConfig
+from core.resample import resample
+from pipeline.stream.transforms import compiled_transform, make_transform
+from pipeline.stream.windowing import audio_to_float, frame_windows, num_windows
 
 AUTOTUNE = tf.data.AUTOTUNE
 

@@ -18,10 +18,10 @@ import numpy as np
 import tensorflow as tf
 
 from gtzan_tfds.constants import GENRES, NUM_CLASSES
-from pipeline import plots
-from pipeline.config import ConfigError, PipelineConfig, TrainConfig
-from pipeline.predictor import Predictor, evaluate_split, format_summary, write_evaluation
-from pipeline.run_dir import RunDir
+from pipeline.experiments import plots
+from core.config import ConfigError, PipelineConfig, TrainConfig
+from pipeline.experiments.predictor import Predictor, evaluate_split, format_summary, write_evaluation
+from pipeline.experiments.run_dir import RunDir
 
 
 def set_seeds(seed: int, deterministic: bool = True) -> None:
@@ -44,7 +44,7 @@ def get_strategy(name: str) -> tf.distribute.Strategy:
 
 def model_input_shape(cfg: PipelineConfig) -> tuple[int, ...]:
     """What the model's Input sees: features, or raw windows when the model transforms."""
-    from pipeline.transforms import feature_shape
+    from pipeline.stream.transforms import feature_shape
 
     if cfg.transform_placement == "model":
         return (cfg.window.window_length,)
@@ -56,7 +56,7 @@ def build_keras_model(cfg: PipelineConfig, train: TrainConfig, num_classes: int 
     import keras
 
     from models.registry import build_model
-    from pipeline.transforms import TransformLayer, feature_shape
+    from pipeline.stream.transforms import TransformLayer, feature_shape
 
     core = build_model(train.model, tuple(feature_shape(cfg)), num_classes, seed=cfg.seed, **train.hparams)
     if cfg.transform_placement != "model":
@@ -143,7 +143,7 @@ def _fit_keras(cfg: PipelineConfig, train: TrainConfig, run: RunDir, verbose: in
     import keras
 
     from models.registry import compile_model, get_approach
-    from pipeline.dataset import make_dataset
+    from pipeline.stream.dataset import make_dataset
 
     approach = get_approach(train.model)
     train_ds = make_dataset(cfg, "train", training=True)
@@ -203,7 +203,7 @@ def pooled_arrays(cfg: PipelineConfig, split: str, verbose: bool = True):
     from tqdm.auto import tqdm
 
     from models.sklearn_baselines import pool_features
-    from pipeline.dataset import make_dataset
+    from pipeline.stream.dataset import make_dataset
 
     xs, ys = [], []
     ds = make_dataset(cfg, split, training=False)
@@ -262,7 +262,7 @@ def train_run(cfg: PipelineConfig, train: TrainConfig, run_dir, *, verbose: int 
     """
     from models.common import check_optimizer
     from models.registry import check_compatible, check_hparams, get_approach
-    from pipeline.predictor import require_windows
+    from pipeline.experiments.predictor import require_windows
 
     cfg.validate()
     train.validate()

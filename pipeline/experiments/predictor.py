@@ -15,9 +15,9 @@ import tensorflow as tf
 from tqdm.auto import tqdm
 
 from gtzan_tfds.constants import GENRES
-from pipeline import metrics as metrics_lib
-from pipeline.config import ConfigError, PipelineConfig, TrainConfig
-from pipeline.run_dir import RunDir, RunDirError
+from pipeline.experiments import metrics as metrics_lib
+from core.config import ConfigError, PipelineConfig, TrainConfig
+from pipeline.experiments.run_dir import RunDir, RunDirError
 
 
 class Predictor:
@@ -50,7 +50,7 @@ class Predictor:
             else:
                 import keras
 
-                from pipeline import transforms  # noqa: F401  (registers TransformLayer)
+                from pipeline.stream import transforms  # noqa: F401  (registers TransformLayer)
 
                 model, kind = keras.models.load_model(model_file), "keras"
         except Exception as e:  # noqa: BLE001  (zip, h5, pickle and Keras errors alike)
@@ -86,7 +86,7 @@ class Predictor:
 
 def _check_input_shape(model, cfg: PipelineConfig, run: RunDir) -> None:
     """RunDirError when config.json describes other features than the model was built for."""
-    from pipeline.training import model_input_shape  # late: training imports this module
+    from pipeline.experiments.training import model_input_shape  # late: training imports this module
 
     expected = tuple(model_input_shape(cfg))
     actual = tuple(model.inputs[0].shape[1:])
@@ -108,7 +108,7 @@ def sklearn_probabilities(model, pooled: np.ndarray, num_classes: int) -> np.nda
 
 def evaluate_split(predictor: Predictor, split: str = "test", verbose: bool = True) -> dict:
     """Metrics of a predictor on one split of the dataset its run was trained on."""
-    from pipeline.dataset import make_dataset
+    from pipeline.stream.dataset import make_dataset
 
     ds = make_dataset(predictor.pipeline, split, training=False, with_song_id=True)
     probs, labels, ids = predictor.predict_dataset(ds, desc=f"evaluating {split}", verbose=verbose)
@@ -133,7 +133,7 @@ def require_windows(cfg: PipelineConfig, split: str) -> None:
     Reads songs until the first window (one song when any is long enough; the whole split
     only when none is), so a split with no windows fails before training, not after.
     """
-    from pipeline.dataset import load_songs, song_to_windows
+    from pipeline.stream.dataset import load_songs, song_to_windows
 
     songs = load_songs(cfg.dataset, split)
     counts = songs.map(lambda song: tf.shape(song_to_windows(song, cfg)["window"])[0])
@@ -143,8 +143,8 @@ def require_windows(cfg: PipelineConfig, split: str) -> None:
 
 def write_evaluation(run: RunDir, split: str, result: dict, title: str = "") -> None:
     """metrics json and confusion-matrix PNGs (song and window level) for one split."""
-    from pipeline import plots
-    from pipeline.run_dir import write_json_atomic
+    from pipeline.experiments import plots
+    from pipeline.experiments.run_dir import write_json_atomic
 
     names = result["class_names"]
     plots.plot_confusion_matrix(

@@ -1,7 +1,7 @@
 """Command-line flags generated from the config dataclasses.
 
 Every CLI (train, compare, bench, tuning) gets the same flags with the same defaults, because
-they come from `pipeline.config`, the one source of truth. Flags use librosa's names in
+they come from `core.config`, the one source of truth. Flags use librosa's names in
 kebab-case (`--n-fft`, `--hop-length`).
 """
 
@@ -13,7 +13,7 @@ import json
 import typing
 from typing import Any, Optional
 
-from pipeline.config import (
+from core.config import (
     DATASET_CONFIGS,
     PAD_MODES,
     STRATEGIES,

@@ -38,11 +38,11 @@ quiet_library_noise()
 
 def user_errors() -> tuple[type[BaseException], ...]:
     """Exceptions whose message is the whole story: print it, no traceback."""
-    from pipeline.config import ConfigError
+    from core.config import ConfigError
 
     errors: list[type[BaseException]] = [ConfigError, FileNotFoundError]
     try:
-        from pipeline.dataset import DatasetNotBuiltError
+        from pipeline.stream.dataset import DatasetNotBuiltError
 
         errors.append(DatasetNotBuiltError)
     except ImportError:  # pragma: no cover
