@@ -27,6 +27,7 @@ import soundfile as sf
 from absl import logging
 from scipy import signal
 
+from core.errors import AudioDecodeError
 from gtzan_tfds.constants import SAMPLE_RATE
 
 PathLike = Union[str, "os.PathLike[str]"]
@@ -48,23 +49,6 @@ SUPPORTED_EXTENSIONS = tuple(sorted(_FORMATS))
 
 _INT16_SCALE = 32768.0  # soundfile's int16 <-> float convention: float = int / 32768
 _UNKNOWN_SIZE = (0, 0xFFFFFFFF)  # "size not known" markers of streamed WAV/AU headers
-
-
-class AudioDecodeError(Exception):
-    """A file that cannot be decoded; the message names the file and the reason.
-
-    `AudioDecodeError("x.wav: empty file")` works like any exception; `path` and `reason` are
-    set too when the decoder raises it (see `for_file`).
-    """
-
-    def __init__(self, message: str, *, path: Optional[str] = None, reason: Optional[str] = None):
-        super().__init__(message)
-        self.path = path
-        self.reason = reason if reason is not None else message
-
-    @classmethod
-    def for_file(cls, path: PathLike, reason: str) -> "AudioDecodeError":
-        return cls(f"{os.fspath(path)}: {reason}", path=os.fspath(path), reason=reason)
 
 
 def read_audio(

@@ -19,6 +19,7 @@ from typing import Callable, Iterable, Optional
 
 from absl import logging
 
+from core.errors import ManualDataError
 from gtzan_tfds.audio_io import SUPPORTED_EXTENSIONS
 from gtzan_tfds.constants import GENRES
 
@@ -35,10 +36,6 @@ Expected in the manual directory, one of (searched up to {depth} folders deep):
   Data/genres_original/<genre>/<genre>.000NN.wav  (the common Kaggle wav copy)
   genres.tar.gz  or  <name>.zip                   (either archive itself, not unpacked)
 with <genre> one of: {genres}.""".format(depth=MAX_DEPTH, genres=", ".join(GENRES))
-
-
-class ManualDataError(Exception):
-    """The manual download is missing or not laid out as GTZAN; the message says what to do."""
 
 
 @dataclasses.dataclass(frozen=True)

@@ -12,15 +12,12 @@ from typing import Iterable, Mapping, Sequence
 
 import numpy as np
 
+from core.errors import EmptySplitError
 from gtzan_tfds.constants import GENRES
 
 SPLITS = ("train", "validation", "test")
 # Shipped list files (gtzan_tfds/splits/<prefix>_<name>.txt) per split.
 _LIST_PREFIX = {"train": "train", "validation": "valid", "test": "test"}
-
-
-class EmptySplitError(Exception):
-    """A split would hold no song; the message says why."""
 
 
 def split_sizes(n: int, validation_fraction: float, test_fraction: float) -> tuple[int, int, int]:

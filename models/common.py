@@ -10,7 +10,7 @@ from typing import Sequence
 
 import keras
 
-from core.config import ConfigError
+from core.errors import ConfigError
 
 # BatchNormalization momentum for every model.  Keras' default (0.99) needs several hundred steps
 # before the moving statistics forget their initial values (mean 0, variance 1), which matters for

@@ -25,15 +25,14 @@ import dataclasses
 import inspect
 from typing import Any, Callable, Optional, Sequence
 
-import keras
-
+from core.config import TRANSFORMS
+from core.errors import ConfigError
 from models.cnn1d import build_cnn1d
 from models.cnn2d import build_cnn2d
 from models.common import compile_model
 from models.encoder_classifier import build_encoder_classifier, pretrain
 from models.lstm import build_lstm
-from models.sklearn_baselines import build_rf, build_svc, pool_features
-from core.config import TRANSFORMS, ConfigError
+from models.sklearn_baselines import SVC_CALIBRATION_FOLDS, build_rf, build_svc, pool_features
 
 __all__ = [
     "APPROACHES",
@@ -82,6 +81,9 @@ class Approach:
         pretrain: optional ``pretrain(model, train_ds, val_ds, *, epochs, callbacks=None,
             verbose="auto")`` to run after building and before ``compile_model`` and ``fit``.
         description: one line for ``--help`` and reports.
+        featurize: sklearn: batch of pipeline features ``[B, ...]`` -> vectors ``[B, d]`` the
+            estimator is fitted on (and predicts from).
+        min_windows_per_class: sklearn: fewest training windows of a class ``fit`` accepts.
     """
 
     name: str
@@ -91,18 +93,13 @@ class Approach:
     defaults: dict
     pretrain: Optional[Callable] = None
     description: str = ""
+    featurize: Optional[Callable] = None
+    min_windows_per_class: int = 1
 
 
-def _approach(name, kind, transforms, build, description, pretrain=None) -> Approach:
-    return Approach(
-        name=name,
-        kind=kind,
-        transforms=transforms,
-        build=build,
-        defaults=_signature_defaults(build),
-        pretrain=pretrain,
-        description=description,
-    )
+def _approach(name, kind, transforms, build, description, **extra) -> Approach:
+    return Approach(name=name, kind=kind, transforms=transforms, build=build,
+                    defaults=_signature_defaults(build), description=description, **extra)
 
 
 APPROACHES: dict[str, Approach] = {
@@ -111,10 +108,12 @@ APPROACHES: dict[str, Approach] = {
         _approach(
             "svc", "sklearn", SPECTRAL, build_svc,
             "RBF support vector machine on pooled per-window statistics",
+            featurize=pool_features, min_windows_per_class=SVC_CALIBRATION_FOLDS,
         ),
         _approach(
             "rf", "sklearn", SPECTRAL, build_rf,
             "random forest on pooled per-window statistics",
+            featurize=pool_features,
         ),
         _approach(
             "cnn1d", "keras", TRANSFORMS, build_cnn1d,
@@ -180,10 +179,11 @@ def build_model(
 ):
     """Build approach ``name`` with ``hparams`` over its defaults.
 
-    Keras: seeds Keras, NumPy and Python (``keras.utils.set_random_seed(seed)``) first, so the same
-    seed gives the same initial weights, and returns the uncompiled model.  sklearn: returns the
-    unfitted pipeline, seeded through ``random_state``; ``input_shape`` and ``num_classes`` are
-    not needed (the pipeline learns them in ``fit``).
+    Keras: returns the uncompiled model; its initial weights come from the global random state,
+    which the caller seeds (``pipeline.experiments.seeding.seed_everything`` at the start of a
+    run or trial): building never changes process state.  sklearn: returns the unfitted
+    pipeline, seeded through ``random_state=seed``; ``input_shape`` and ``num_classes`` are not
+    needed (the pipeline learns them in ``fit``).
 
     Raises ConfigError (a ValueError) for an unknown name or hyperparameter (naming the valid
     ones).
@@ -194,5 +194,4 @@ def build_model(
         return approach.build(seed=seed, **hparams)
     if input_shape is None:
         raise ValueError(f"{name} needs the feature shape (input_shape) to build")
-    keras.utils.set_random_seed(seed)
     return approach.build(input_shape, num_classes, **hparams)

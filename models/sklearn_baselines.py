@@ -22,6 +22,7 @@ from sklearn.preprocessing import StandardScaler
 from sklearn.svm import SVC
 
 N_BANDS = 64  # contiguous bands a 1-D spectrum (fft) is pooled into
+SVC_CALIBRATION_FOLDS = 5  # cross-validation folds of the SVC's probability calibration
 
 
 def pool_features(features: tf.Tensor, n_bands: int = N_BANDS) -> tf.Tensor:
@@ -68,7 +69,7 @@ def build_svc(
     svc = SVC(C=C, gamma=gamma, kernel=kernel, random_state=seed)
     return make_pipeline(
         StandardScaler(),
-        CalibratedClassifierCV(svc, method="sigmoid", cv=5, ensemble=False),
+        CalibratedClassifierCV(svc, method="sigmoid", cv=SVC_CALIBRATION_FOLDS, ensemble=False),
     )
 
 def build_rf(

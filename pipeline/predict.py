@@ -15,59 +15,10 @@ import json
 import sys
 from pathlib import Path
 
-import numpy as np
-
-from pipeline.cli import entry as cli_common
+from pipeline.cli.entry import run_cli
 
 
-def predict_file(predictor, path, batch_size: int | None = None, *,
-                 allow_truncated: bool = False) -> dict:
-    """Window and song-level probabilities of one file.
-
-    ``allow_truncated``: predict from the part of a truncated WAV/AU that is present (with a
-    warning) instead of refusing the file.
-    """
-    from gtzan_tfds.audio_io import AudioDecodeError, read_audio
-    from gtzan_tfds.constants import SAMPLE_RATE
-    from pipeline.experiments import metrics
-    from pipeline.stream.dataset import features_from_audio
-
-    cfg = predictor.pipeline
-    try:
-        audio = read_audio(path, target_sr=SAMPLE_RATE, allow_truncated=allow_truncated)
-    except AudioDecodeError as e:
-        if e.reason.startswith("truncated"):
-            raise AudioDecodeError.for_file(
-                path, f"{e.reason} (--allow-truncated predicts from the part present)") from e
-        raise
-    probs = [predictor.predict_batch(x) for x in
-             features_from_audio(audio, cfg, batch_size=batch_size or cfg.batch_size)]
-    if not probs:
-        raise AudioDecodeError(
-            f"{path}: too short: {len(audio) / SAMPLE_RATE:.2f} s, the model needs at least one "
-            f"{cfg.window.window_seconds:g} s window"
-        )
-    window_probs = np.concatenate(probs)
-    song = metrics.mean_probability_vote(window_probs)
-    names = predictor.class_names
-    return {
-        "file": str(path),
-        "genre": names[int(song.argmax())],
-        "majority_genre": names[metrics.majority_vote(window_probs)],
-        "probabilities": {n: round(float(p), 6) for n, p in zip(names, song)},
-        "window_seconds": cfg.window.window_seconds,
-        "window_starts": [round(i * cfg.window.step_seconds, 3) for i in range(len(window_probs))],
-        "window_probabilities": np.round(window_probs, 6).tolist(),
-        "duration_seconds": round(len(audio) / SAMPLE_RATE, 3),
-    }
-
-
-def plot_path(template: str, path: Path, many: bool) -> Path:
-    out = Path(template)
-    return out.with_name(f"{out.stem}_{Path(path).stem}{out.suffix}") if many else out
-
-
-def main(argv=None) -> int:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m pipeline.predict", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("files", nargs="+", metavar="FILE", help="audio files")
@@ -78,9 +29,36 @@ def main(argv=None) -> int:
                         help="predict a truncated WAV/AU file from the part present (refused by default)")
     parser.add_argument("--plot", metavar="PNG",
                         help="write the per-window genre timeline (FILE stem appended with several files)")
-    args = parser.parse_args(argv)
+    return parser
 
-    from gtzan_tfds.audio_io import AudioDecodeError
+
+def plot_path(template: str, path: Path, many: bool) -> Path:
+    out = Path(template)
+    return out.with_name(f"{out.stem}_{Path(path).stem}{out.suffix}") if many else out
+
+
+def _plot(result: dict, predictor, out: Path) -> None:
+    from pipeline.experiments import plots
+
+    plots.plot_timeline(
+        result["window_probabilities"], result["window_starts"], result["window_seconds"],
+        predictor.class_names, out, title=Path(result["file"]).name,
+        mean_vote=result["genre"], majority_vote=result["majority_genre"],
+    )
+
+
+def _line(result: dict, top: int) -> str:
+    best = sorted(result["probabilities"].items(), key=lambda kv: -kv[1])[:top]
+    ranked = ", ".join(f"{g} {p:.0%}" for g, p in best)
+    return (f"{result['file']}: {result['genre']}  ({ranked}; {len(result['window_starts'])} "
+            f"window(s), majority vote: {result['majority_genre']})"
+            + (f"  timeline: {result['plot']}" if "plot" in result else ""))
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    from core.errors import AudioDecodeError
+    from pipeline.experiments.prediction import predict_file
     from pipeline.experiments.predictor import Predictor
 
     predictor = Predictor.from_run(args.run)
@@ -88,35 +66,20 @@ def main(argv=None) -> int:
     for path in args.files:
         try:
             result = predict_file(predictor, path, allow_truncated=args.allow_truncated)
-        except (AudioDecodeError, FileNotFoundError, OSError, ValueError) as e:
+        except AudioDecodeError as e:  # this file is bad; the others still run
             failed += 1
-            message = str(e) if str(path) in str(e) else f"{path}: {e}"
-            print(f"error: {message}", file=sys.stderr)
+            print(f"error: {e}", file=sys.stderr)
             if args.json:
-                print(json.dumps({"file": str(path), "error": message}), flush=True)
+                print(json.dumps({"file": str(path), "error": str(e)}), flush=True)
             continue
         if args.plot:
-            from pipeline.experiments import plots
-
-            out = plot_path(args.plot, path, len(args.files) > 1)
-            plots.plot_timeline(
-                result["window_probabilities"], result["window_starts"], result["window_seconds"],
-                predictor.class_names, out, title=Path(path).name,
-                mean_vote=result["genre"], majority_vote=result["majority_genre"],
-            )
-            result["plot"] = str(out)
-        if args.json:
-            print(json.dumps(result), flush=True)
-        else:
-            top = sorted(result["probabilities"].items(), key=lambda kv: -kv[1])[: args.top]
-            ranked = ", ".join(f"{g} {p:.0%}" for g, p in top)
-            print(f"{path}: {result['genre']}  ({ranked}; {len(result['window_starts'])} window(s), "
-                  f"majority vote: {result['majority_genre']})"
-                  + (f"  timeline: {result['plot']}" if args.plot else ""))
+            result["plot"] = str(plot_path(args.plot, path, len(args.files) > 1))
+            _plot(result, predictor, Path(result["plot"]))
+        print(json.dumps(result) if args.json else _line(result, args.top), flush=True)
     if failed:
         print(f"{failed} of {len(args.files)} files failed", file=sys.stderr)
     return 1 if failed else 0
 
 
 if __name__ == "__main__":
-    cli_common.run_cli(main)
+    run_cli(main)

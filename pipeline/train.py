@@ -1,16 +1,17 @@
 """`python -m pipeline.train`: train and evaluate one approach (transform x model).
 
 Trains on the train split, keeps the epoch with the best validation accuracy, evaluates on the
-test split at window and song level, and writes a run directory (see pipeline.experiments.run_dir).
-Re-running the same command after an interruption resumes from the last finished epoch.
+test split at window and song level, and writes a run directory (see
+pipeline/experiments/run_dir.py). Re-running the same command after an interruption resumes
+from the last finished epoch; a finished run is reported, not retrained (--overwrite retrains).
 """
 
 from __future__ import annotations
 
 import argparse
 
-from pipeline.cli import entry as cli_common  # noqa: F401  (quiet TF start-up)
-from pipeline.cli import flags as cli_args
+from pipeline.cli import flags
+from pipeline.cli.entry import run_cli
 
 
 def default_run_dir(cfg, train) -> str:
@@ -28,27 +29,28 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--overwrite", action="store_true", help="discard an existing run in --run-dir")
     parser.add_argument("--verbose", type=int, default=1, choices=(0, 1, 2),
                         help="0 silent, 1 progress bars, 2 one line per epoch")
-    cli_args.add_pipeline_args(parser)
-    cli_args.add_train_args(parser)
+    flags.add_pipeline_args(parser)
+    flags.add_train_args(parser)
     return parser
 
 
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
-    cfg = cli_args.pipeline_config_from_args(args).validate()
-    train = cli_args.train_config_from_args(args).validate()
+    cfg = flags.pipeline_config_from_args(args).validate()
+    train = flags.train_config_from_args(args).validate()
 
-    from models.registry import check_compatible
-    from pipeline.experiments.predictor import format_summary
+    from pipeline.experiments.evaluation import format_summary
     from pipeline.experiments.run_dir import RunDir
-    from pipeline.experiments.training import train_run
+    from pipeline.experiments.seeding import configure_determinism
+    from pipeline.experiments.training import check_trainable, train_run
 
-    check_compatible(train.model, cfg.transform.name)  # unknown model or bad pair: before any work
+    check_trainable(cfg, train)  # unknown model or bad pair: before any work
     run_dir = args.run_dir or default_run_dir(cfg, train)
-    if not args.overwrite and RunDir(run_dir).is_finished():
+    if not args.overwrite and RunDir(run_dir).is_evaluated():
         RunDir(run_dir).check_same_config(cfg, train)
         print(f"{run_dir} holds a finished run of this configuration: reporting it "
               "(--overwrite retrains)")
+    configure_determinism(train.deterministic)
     result = train_run(cfg, train, run_dir, verbose=args.verbose, overwrite=args.overwrite)
     print()
     print(format_summary(result, f"{train.model} on {cfg.transform.name} - {cfg.dataset.name} test split"))
@@ -57,4 +59,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    cli_common.run_cli(main)
+    run_cli(main)

@@ -15,7 +15,7 @@ ROOT = Path(__file__).resolve().parents[1]
 @pytest.mark.slow
 def test_bench_quick_writes_json(tmp_path):
     out = tmp_path / "out.json"
-    cmd = [sys.executable, "-m", "pipeline.bench", "--quick", "--songs", "6", "--rss-epochs",
+    cmd = [sys.executable, "-m", "pipeline.bench", "--quick", "--songs", "6", "--rss-factor",
            "3", "--data-dir", str(tmp_path / "tfds"), "--json", str(out)]
     done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]

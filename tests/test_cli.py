@@ -12,11 +12,14 @@ import soundfile as sf
 
 from models.registry import APPROACHES
 from pipeline import compare
+from pipeline.experiments import comparison
+from pipeline.experiments import report as report_lib
 from pipeline import evaluate
 from pipeline import predict
 from pipeline import train
-from core.config import ConfigError
-from pipeline.stream.dataset import DatasetNotBuiltError
+from core.config import TRANSFORMS
+from core.errors import ConfigError
+from core.errors import DatasetNotBuiltError
 
 # Short windows keep every approach at a few seconds per run.
 FAST = ["--window-seconds", "1.5", "--step-seconds", "1.5", "--epochs", "2", "--pretrain-epochs", "1",
@@ -156,8 +159,8 @@ def test_compare_quick_writes_the_report(tmp_path, small_data_dir):
                  "per_class.png"):
         assert (report / name).stat().st_size > 0, name
     rows = (report / "results.csv").read_text().splitlines()
-    assert len(rows) == 1 + len(compare.QUICK_GRID)
-    assert len(list(report.glob("confusion_*.png"))) == compare.BEST_CONFUSION_MATRICES
+    assert len(rows) == 1 + len(comparison.QUICK_GRID)
+    assert len(list(report.glob("confusion_*.png"))) == report_lib.BEST_CONFUSION_MATRICES
     assert "synthetic data" in (report / "results.md").read_text()
     # A second run reuses every finished run instead of training again.
     stamps = {p: p.stat().st_mtime_ns for p in report.glob("runs/*/model.*")}
@@ -166,9 +169,9 @@ def test_compare_quick_writes_the_report(tmp_path, small_data_dir):
 
 
 def test_compare_grid_skips_invalid_and_excluded_pairs():
-    pairs = compare.grid(["cnn2d", "svc"], ["raw", "mel", "stft"], exclude=["stft:cnn2d"])
+    pairs = comparison.grid(["cnn2d", "svc"], ["raw", "mel", "stft"], exclude=["stft:cnn2d"])
     assert pairs == [("mel", "cnn2d"), ("mel", "svc"), ("stft", "svc")]
-    full = compare.grid(compare.DEFAULT_MODELS, compare.TRANSFORMS)
+    full = comparison.grid(comparison.DEFAULT_MODELS, TRANSFORMS)
     assert len(full) == 22 and ("raw", "cnn1d") in full and ("raw", "cnn2d") not in full
 
 

@@ -32,8 +32,9 @@ import tensorflow_datasets as tfds
 
 from gtzan_tfds import Builder, GtzanConfig
 from gtzan_tfds.constants import SAMPLE_RATE
-from pipeline.cli import entry as cli_common
+from pipeline.cli.entry import run_cli
 from pipeline import compare
+from pipeline.experiments import comparison
 from pipeline import evaluate
 from pipeline import predict
 from pipeline import train
@@ -53,7 +54,7 @@ def cli(main, argv, capsys) -> tuple[int, str, str]:
     """Exit status, stdout and stderr of a CLI run as `python -m ...` runs it."""
     capsys.readouterr()
     with pytest.raises(SystemExit) as exit_info:
-        cli_common.run_cli(main, [str(a) for a in argv])
+        run_cli(main, [str(a) for a in argv])
     out = capsys.readouterr()
     return exit_info.value.code, out.out, out.err
 
@@ -79,10 +80,10 @@ def corrupt_wav(path: Path) -> Path:
     return path
 
 
-def metrics_without_timing(run_dir: Path) -> dict:
-    m = json.loads((run_dir / "metrics.json").read_text())
-    m.pop("training_seconds")
-    return m
+def training_without_timing(run_dir: Path) -> dict:
+    record = json.loads((run_dir / "training.json").read_text())
+    record.pop("training_seconds")
+    return record
 
 
 def plain_env() -> dict:
@@ -157,7 +158,7 @@ def predicted(keras_run, audio_files):
     out, err = io.StringIO(), io.StringIO()
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
         with pytest.raises(SystemExit) as exit_info:
-            cli_common.run_cli(predict.main, [*map(str, audio_files.values()), "--run", str(keras_run),
+            run_cli(predict.main, [*map(str, audio_files.values()), "--run", str(keras_run),
                                               "--json"])
     lines = [json.loads(line) for line in out.getvalue().splitlines()]
     by_file = {r["file"]: r for r in lines}
@@ -232,10 +233,10 @@ def test_predict_cli_subprocess_prints_no_traceback(keras_run, audio_files):
 
 PEAK_RSS = """
 import resource, sys
-from pipeline.cli import entry as cli_common
+from pipeline.cli.entry import run_cli
 from pipeline import predict
 try:
-    cli_common.run_cli(predict.main, sys.argv[1:])
+    run_cli(predict.main, sys.argv[1:])
 finally:
     print("peak_rss_kb", resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, file=sys.stderr)
 """
@@ -455,12 +456,12 @@ def _copy_run(run: Path, to: Path) -> Path:
 
 
 @pytest.mark.parametrize("damage,words", [
-    ("truncated_json", "config.json: incompatible or damaged config (Expecting"),
-    ("other_version", "config.json: config version 2, this code reads version 1"),
+    ("truncated_json", "config.json: damaged JSON (Expecting"),
+    ("other_version", "config.json: config version 1, this code reads version 2"),
     ("unknown_field", "config.json: incompatible or damaged config (unknown TransformConfig fields: n_chroma)"),
     ("other_features", "config.json does not match"),
     ("damaged_model", "model.keras: cannot load the trained model, it is damaged"),
-    ("no_model", "has no trained model (model.keras or model.joblib)"),
+    ("no_model", "holds no trained model (model.keras or model.joblib with training.json)"),
     ("no_config", "is not a run directory: no config.json"),
     ("missing_dir", "does not exist"),
 ])
@@ -472,7 +473,7 @@ def test_incompatible_run_directory_is_named(keras_run, audio_files, tmp_path, c
     if damage == "truncated_json":
         (run / "config.json").write_text((run / "config.json").read_text()[:100])
     elif damage == "other_version":
-        (run / "config.json").write_text(json.dumps({**config, "version": 2}))
+        (run / "config.json").write_text(json.dumps({**config, "version": 1}))
     elif damage == "unknown_field":
         config["pipeline"]["transform"]["n_chroma"] = 12
         (run / "config.json").write_text(json.dumps(config))
@@ -502,12 +503,13 @@ def test_evaluate_subprocess_on_a_damaged_config_prints_no_traceback(keras_run, 
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 2
     assert "Traceback" not in proc.stderr
-    assert f"error: {run / 'config.json'}: incompatible or damaged config" in proc.stderr
+    assert f"error: {run / 'config.json'}: damaged JSON" in proc.stderr
 
 
 def test_where_the_data_lives_is_not_part_of_a_run(keras_run, tmp_path):
     """A run resumes after its dataset moved; a run dir with nothing trained takes a new config."""
-    from pipeline.experiments.run_dir import RunDir, RunDirError
+    from core.errors import RunDirError
+    from pipeline.experiments.run_dir import RunDir
 
     run = RunDir(keras_run)
     cfg, train_cfg, _ = run.load_config()
@@ -527,34 +529,34 @@ def test_where_the_data_lives_is_not_part_of_a_run(keras_run, tmp_path):
 def test_history_rows_beyond_the_backup_are_trimmed(tmp_path):
     """CSVLogger writes an epoch's row before BackupAndRestore saves that epoch; a kill between
     the two (or mid-row) must not leave a row the resumed run writes again."""
-    from pipeline.experiments.training import _trim_history
+    from pipeline.experiments.keras_training import trim_history
 
     path = tmp_path / "history.csv"
     path.write_text("epoch,accuracy,loss\n0,0.1,2.3\n1,0.2,2.1\n2,0.3,1.9\n3,0.")
-    _trim_history(path, 2)
+    trim_history(path, 2)
     assert path.read_text().splitlines() == ["epoch,accuracy,loss", "0,0.1,2.3", "1,0.2,2.1"]
 
 
 def test_backup_damaged_by_a_kill_falls_back_or_starts_over(tmp_path):
     """A kill while BackupAndRestore writes training_metadata.json leaves it empty."""
     from pipeline.experiments.run_dir import RunDir
-    from pipeline.experiments.training import _finished_epochs_in_backup
+    from pipeline.experiments.keras_training import finished_epochs_in_backup
 
     run = RunDir(tmp_path)
     backup = run.backup_dir
     backup.mkdir()
     (backup / "latest.weights.h5").write_bytes(b"epoch 3 weights")
     (backup / "training_metadata.json").write_text('{"epoch": 3, "batch": 0}')
-    assert _finished_epochs_in_backup(run) == 3
+    assert finished_epochs_in_backup(run) == 3
     (backup / "training_metadata.json").write_text("")  # killed mid-write
     (backup / "latest.weights.h5.bkp").write_bytes(b"epoch 2 weights")
     (backup / "training_metadata.json.bkp").write_text('{"epoch": 2, "batch": 0}')
-    assert _finished_epochs_in_backup(run) == 2  # the previous backup, weights and all
+    assert finished_epochs_in_backup(run) == 2  # the previous backup, weights and all
     assert (backup / "latest.weights.h5").read_bytes() == b"epoch 2 weights"
     for f in backup.glob("*.bkp"):
         f.unlink()
     (backup / "training_metadata.json").write_text("")
-    assert _finished_epochs_in_backup(run) == 0 and not backup.exists()  # start over
+    assert finished_epochs_in_backup(run) == 0 and not backup.exists()  # start over
 
 
 TRAIN_EPOCHS = 8
@@ -611,7 +613,7 @@ def test_compare_killed_mid_grid_reuses_finished_runs(small_data_dir, tmp_path):
         proc.send_signal(signal.SIGKILL)
         proc.wait()
     finished = {p.parent.name: p.parent for p in report.glob("runs/*/metrics.json")}
-    assert 1 <= len(finished) < len(compare.QUICK_GRID)
+    assert 1 <= len(finished) < len(comparison.QUICK_GRID)
     assert not (report / "results.csv").exists()
     stamps = {name: (d / "metrics.json").stat().st_mtime_ns for name, d in finished.items()}
     models = {name: next(d.glob("model.*")).stat().st_mtime_ns for name, d in finished.items()}
@@ -621,23 +623,37 @@ def test_compare_killed_mid_grid_reuses_finished_runs(small_data_dir, tmp_path):
         assert next(d.glob("model.*")).stat().st_mtime_ns == models[name], f"{name} was retrained"
         assert (d / "metrics.json").stat().st_mtime_ns == stamps[name]
     rows = (report / "results.csv").read_text().splitlines()
-    assert len(rows) == 1 + len(compare.QUICK_GRID)
-    assert len(list(report.glob("runs/*/metrics.json"))) == len(compare.QUICK_GRID)
+    assert len(rows) == 1 + len(comparison.QUICK_GRID)
+    assert len(list(report.glob("runs/*/metrics.json"))) == len(comparison.QUICK_GRID)
 
 
 # --------------------------------------------------------------------------------------------
 # determinism
-def test_same_seed_same_data_same_keras_metrics(keras_run, small_data_dir, tmp_path):
+def _train_in_subprocess(small_data_dir, run: Path, *flags) -> None:
+    proc = subprocess.run([sys.executable, "-m", "pipeline.train", *FAST, "--data-dir", small_data_dir,
+                           "--run-dir", str(run), *flags], cwd=ROOT, capture_output=True, text=True,
+                          timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+
+
+def test_same_seed_same_data_same_keras_metrics_in_two_processes(keras_run, small_data_dir, tmp_path):
+    """Initial weights, shuffles and dropout are all seeded: another process, the same run."""
     again = tmp_path / "again"
-    assert train.main([*FAST, "--data-dir", small_data_dir, "--run-dir", str(again),
-                       "--transform", "mfcc", "--model", "cnn1d"]) == 0
-    assert metrics_without_timing(again) == metrics_without_timing(keras_run)
+    _train_in_subprocess(small_data_dir, again, "--transform", "mfcc", "--model", "cnn1d")
+    assert (again / "metrics.json").read_text() == (keras_run / "metrics.json").read_text()
     assert (again / "history.csv").read_text() == (keras_run / "history.csv").read_text()
+    assert training_without_timing(again) == training_without_timing(keras_run)
 
 
-def test_same_seed_same_data_same_sklearn_metrics(small_data_dir, tmp_path):
-    runs = [tmp_path / "a", tmp_path / "b"]
-    for run in runs:
-        assert train.main([*FAST, "--data-dir", small_data_dir, "--run-dir", str(run),
-                           "--transform", "mfcc", "--model", "svc"]) == 0
-    assert metrics_without_timing(runs[0]) == metrics_without_timing(runs[1])
+def test_same_seed_same_data_same_random_forest_in_two_processes(small_data_dir, tmp_path):
+    """The forest's bootstrap and feature draws come from the run's seed (random_state)."""
+    here, there = tmp_path / "here", tmp_path / "there"
+    assert train.main([*FAST, "--data-dir", small_data_dir, "--run-dir", str(here),
+                       "--transform", "mfcc", "--model", "rf"]) == 0
+    _train_in_subprocess(small_data_dir, there, "--transform", "mfcc", "--model", "rf")
+    assert (here / "metrics.json").read_text() == (there / "metrics.json").read_text()
+    assert training_without_timing(here) == training_without_timing(there)
+    other_seed = tmp_path / "other_seed"
+    assert train.main([*FAST, "--data-dir", small_data_dir, "--run-dir", str(other_seed),
+                       "--transform", "mfcc", "--model", "rf", "--seed", "7"]) == 0
+    assert (other_seed / "metrics.json").read_text() != (here / "metrics.json").read_text()

@@ -22,7 +22,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from core.config import ConfigError, PipelineConfig, TransformConfig
+from core.config import PipelineConfig, TransformConfig
+from core.errors import ConfigError
+from pipeline.benchmark import librosa_reference
 from core.resample import resample
 from pipeline.stream.transforms import (
     TransformLayer,
@@ -74,29 +76,12 @@ def windows(request) -> np.ndarray:
 
 
 # --- librosa references, one window at a time (as the seed study computed them) -------------
-def _ref_stft_db(w, cfg: TransformConfig):
-    s = librosa.stft(w, n_fft=cfg.n_fft, hop_length=cfg.hop_length, win_length=cfg.win_length,
-                     center=cfg.center, pad_mode=cfg.pad_mode)
-    return librosa.amplitude_to_db(np.abs(s), ref=1.0, amin=np.sqrt(cfg.amin), top_db=cfg.top_db).T
+def _ref(reference):
+    return lambda w, cfg: reference(w, cfg, SR)
 
 
-def _ref_mel_db(w, cfg: TransformConfig):
-    s = librosa.feature.melspectrogram(
-        y=w, sr=SR, n_fft=cfg.n_fft, hop_length=cfg.hop_length, win_length=cfg.win_length,
-        center=cfg.center, pad_mode=cfg.pad_mode, n_mels=cfg.n_mels, fmin=cfg.fmin,
-        fmax=cfg.fmax, power=2.0,
-    )
-    return librosa.power_to_db(s, ref=1.0, amin=cfg.amin, top_db=cfg.top_db).T
-
-
-def _ref_mfcc(w, cfg: TransformConfig):
-    return librosa.feature.mfcc(S=_ref_mel_db(w, cfg).T, n_mfcc=cfg.n_mfcc, dct_type=2,
-                                norm="ortho").T
-
-
-def _ref_fft_db(w, cfg: TransformConfig):
-    return librosa.power_to_db(np.abs(np.fft.rfft(w)) ** 2, ref=1.0, amin=cfg.amin,
-                               top_db=cfg.top_db)
+_ref_stft_db, _ref_mel_db = _ref(librosa_reference.stft_db), _ref(librosa_reference.mel_db)
+_ref_mfcc, _ref_fft_db = _ref(librosa_reference.mfcc), _ref(librosa_reference.fft_db)
 
 
 def _max_diff(ours: np.ndarray, ref_fn, windows: np.ndarray, cfg) -> float:

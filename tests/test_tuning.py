@@ -17,7 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from core.config import ConfigError, DatasetConfig, PipelineConfig, TrainConfig
+from core.config import DatasetConfig, PipelineConfig, TrainConfig
+from core.errors import ConfigError
 from tuning.search_space import Choice, Fixed, SearchSpace
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -190,18 +191,18 @@ def test_tiny_search_song_objective_retrains_the_best(small_data_dir, tmp_path, 
     pipeline.evaluate accepts."""
     import tensorflow as tf
 
-    import pipeline.stream.dataset as dataset_mod
+    import tuning.hypermodel as hypermodel_mod
     from tuning.search import main
 
     made = []
-    real_make_dataset = dataset_mod.make_dataset
+    real_make_dataset = hypermodel_mod.make_dataset
 
     def recording_make_dataset(cfg, split, **kw):
         ds = real_make_dataset(cfg, split, **kw)
         made.append((cfg, split, ds))
         return ds
 
-    monkeypatch.setattr(dataset_mod, "make_dataset", recording_make_dataset)
+    monkeypatch.setattr(hypermodel_mod, "make_dataset", recording_make_dataset)
     assert main(search_args(small_data_dir, tmp_path, "--objective", "val_song_accuracy",
                             "--tuner", "random", max_trials=3)) == 0
     project = tmp_path / "p"
@@ -214,8 +215,8 @@ def test_tiny_search_song_objective_retrains_the_best(small_data_dir, tmp_path, 
         assert 0 <= t["metrics"]["val_accuracy"] <= 1
     assert "val_song_accuracy (objective)" in (project / "summary.md").read_text()
 
-    # Each trial built its own train and validation pipelines from its own values (then the
-    # retraining and its evaluation); all streamed tf.data datasets.
+    # Each trial built its own train and validation pipelines from its own values; all
+    # streamed tf.data datasets.
     space = SearchSpace.for_approach("lstm", "mfcc", fixed={"window_seconds": 1.0, "sample_rate": 22050})
     trials = {t["trial_id"]: t["values"] for t in summary["best_trials"]}
     trial_cfgs = [cfg for cfg, split, _ in made[: 2 * len(trials)]]
@@ -233,7 +234,8 @@ def test_tiny_search_song_objective_retrains_the_best(small_data_dir, tmp_path, 
     assert config["train"]["hparams"]["units"] == best["values"]["units"]
     assert summary["best_run"]["test"]["num_songs"] == 10
 
-    from pipeline.experiments.predictor import Predictor, evaluate_split
+    from pipeline.experiments.evaluation import evaluate_split
+    from pipeline.experiments.predictor import Predictor
 
     again = evaluate_split(Predictor.from_run(run), "test", verbose=False)
     assert again["song_accuracy_mean_vote"] == pytest.approx(summary["best_run"]["test"]["song_accuracy_mean_vote"])

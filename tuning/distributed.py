@@ -40,37 +40,9 @@ import time
 from pathlib import Path
 from typing import Optional, Sequence
 
-CHIEF = "chief"
-ENV_ID, ENV_IP, ENV_PORT = "KERASTUNER_TUNER_ID", "KERASTUNER_ORACLE_IP", "KERASTUNER_ORACLE_PORT"
-
-
-def serve_oracle(oracle, poll_seconds: float = 1.0) -> None:
-    """Serve `oracle` to the workers until the search is over; keras_tuner's chief loop.
-
-    Same server as ``keras_tuner.src.distribute.oracle_chief.start_server`` (its servicer),
-    but checks every `poll_seconds` (not 20 s) whether the last worker is done, and stops the
-    server cleanly before returning, so the chief can go on to the summary and the retraining.
-    """
-    from concurrent import futures
-
-    import grpc
-    from keras_tuner.src import protos
-    from keras_tuner.src.distribute.oracle_chief import OracleServicer, exit_chief
-
-    address = f"{os.environ[ENV_IP]}:{os.environ[ENV_PORT]}"
-    server = grpc.server(futures.ThreadPoolExecutor(max_workers=1))
-    servicer = OracleServicer(oracle)
-    protos.get_service_grpc().add_OracleServicer_to_server(servicer, server)
-    if server.add_insecure_port(address) == 0:
-        raise RuntimeError(f"the chief cannot listen on {address} (port in use?)")
-    server.start()
-    print(f"chief: oracle served on {address}; waiting for workers", flush=True)
-    try:
-        while not (servicer.stop_triggered and exit_chief(oracle)):
-            time.sleep(poll_seconds)
-    finally:
-        server.stop(grace=2.0)
-
+from tuning.roles import CHIEF, ENV_ID, ENV_IP, ENV_PORT
+from tuning.search import build_parser as search_parser
+from tuning.search import project_dir_from_args
 
 def free_port(host: str = "127.0.0.1") -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
@@ -115,28 +87,8 @@ def launch_local(
             cmd, env=role_env(tuner_id, ip, port, env), stdout=out,
             stderr=subprocess.STDOUT if out else None,
         )
-    start = time.monotonic()
-    workers_done_at = None
-    codes: dict[str, int] = {}
     try:
-        while len(codes) < len(procs):
-            for tuner_id, proc in procs.items():
-                if tuner_id not in codes and proc.poll() is not None:
-                    codes[tuner_id] = proc.returncode
-            if workers_done_at is None and all(t in codes for t in ids[1:]):
-                workers_done_at = time.monotonic()
-            if CHIEF not in codes and workers_done_at and time.monotonic() - workers_done_at > grace_seconds \
-                    and any(codes[t] != 0 for t in ids[1:]):
-                procs[CHIEF].terminate()
-                procs[CHIEF].wait(30)
-                codes[CHIEF] = -1
-            if timeout is not None and time.monotonic() - start > timeout:
-                for tuner_id, proc in procs.items():
-                    if tuner_id not in codes:
-                        proc.kill()
-                        proc.wait()
-                        codes[tuner_id] = -9
-            time.sleep(0.5)
+        return _wait_all(procs, timeout, grace_seconds)
     finally:
         for proc in procs.values():
             if proc.poll() is None:
@@ -145,6 +97,33 @@ def launch_local(
         for out in logs:
             if out:
                 out.close()
+
+
+def _wait_all(procs: dict, timeout: Optional[float], grace_seconds: float) -> dict[str, int]:
+    """Exit status of every process; a chief left waiting for a crashed worker is stopped
+    (-1), and everything still running at `timeout` is killed (-9)."""
+    start = time.monotonic()
+    workers = [t for t in procs if t != CHIEF]
+    workers_done_at = None
+    codes: dict[str, int] = {}
+    while len(codes) < len(procs):
+        for tuner_id, proc in procs.items():
+            if tuner_id not in codes and proc.poll() is not None:
+                codes[tuner_id] = proc.returncode
+        if workers_done_at is None and all(t in codes for t in workers):
+            workers_done_at = time.monotonic()
+        if CHIEF not in codes and workers_done_at and time.monotonic() - workers_done_at > grace_seconds \
+                and any(codes[t] != 0 for t in workers):
+            procs[CHIEF].terminate()
+            procs[CHIEF].wait(30)
+            codes[CHIEF] = -1
+        if timeout is not None and time.monotonic() - start > timeout:
+            for tuner_id, proc in procs.items():
+                if tuner_id not in codes:
+                    proc.kill()
+                    proc.wait()
+                    codes[tuner_id] = -9
+        time.sleep(0.5)
     return codes
 
 
@@ -171,9 +150,6 @@ def main(argv=None) -> int:
     search_argv = list(args.search_args)
     if search_argv[:1] == ["--"]:
         search_argv = search_argv[1:]
-    from tuning.search import build_parser as search_parser
-    from tuning.search import project_dir_from_args
-
     project = project_dir_from_args(search_parser().parse_args(search_argv))
     log_dir = project / "logs"
     print(f"chief + {args.workers} workers; logs in {log_dir}/", flush=True)

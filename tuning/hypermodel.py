@@ -23,7 +23,14 @@ import keras
 import keras_tuner
 import numpy as np
 
-from core.config import ConfigError, PipelineConfig, TrainConfig
+from core.config import PipelineConfig, TrainConfig
+from core.errors import ConfigError
+from models.registry import compile_model, get_approach
+from pipeline.experiments.keras_training import build_keras_model
+from pipeline.experiments.metrics import song_predictions
+from pipeline.experiments.predictor import Predictor
+from pipeline.experiments.seeding import seed_everything
+from pipeline.stream.dataset import class_names, make_dataset
 from tuning import OBJECTIVES
 from tuning.search_space import SearchSpace
 
@@ -42,21 +49,17 @@ class SongValidation(keras.callbacks.Callback):
     (the tuner's checkpointing, EarlyStopping, History), which ``TrialHyperModel.fit`` ensures.
     """
 
-    def __init__(self, val_ds, cfg: PipelineConfig, class_names=None):
+    def __init__(self, val_ds, cfg: PipelineConfig, class_names):
         super().__init__()
         self.val_ds = val_ds
         self.cfg = cfg
-        self.class_names = class_names
+        self.class_names = list(class_names)
         self._predictor = None
 
     def on_train_begin(self, logs=None):
-        from pipeline.experiments.predictor import Predictor
-
-        self._predictor = Predictor(self.model, "keras", self.cfg)
+        self._predictor = Predictor(self.model, "keras", self.cfg, self.class_names)
 
     def evaluate(self) -> dict:
-        from pipeline.experiments.metrics import song_predictions
-
         probs, labels, ids = self._predictor.predict_dataset(self.val_ds, verbose=False)
         if len(labels) == 0:
             raise ValueError("the validation split yields no windows (window longer than the clips?)")
@@ -101,16 +104,13 @@ class TrialHyperModel(keras_tuner.HyperModel):
 
     # --- keras_tuner.HyperModel -------------------------------------------------------------
     def build(self, hp):
-        from models.registry import compile_model
-        from pipeline.experiments.training import build_keras_model, set_seeds
-
         self.space.declare(hp)
         reason = self.space.why_invalid(hp.values, self.base, self.base_train)
         if reason:  # only reachable with a hand-made space; the oracles skip such values
             raise keras_tuner.errors.FailedTrialError(f"invalid combination: {reason}")
         cfg, train = self.configs(hp)
-        set_seeds(cfg.seed, train.deterministic)
-        model = build_keras_model(cfg, train)
+        seed_everything(cfg.seed)  # each trial's initial weights depend on its seed only
+        model = build_keras_model(cfg, train, len(class_names(cfg.dataset)))
         return compile_model(model, learning_rate=train.learning_rate, optimizer=train.optimizer)
 
     def fit(self, hp, model, *args, **kwargs):
@@ -122,9 +122,6 @@ class TrialHyperModel(keras_tuner.HyperModel):
         the validation metrics they read.  ``epochs``/``initial_epoch`` come from Hyperband
         when it runs the trial; otherwise the search's --epochs.
         """
-        from models.registry import compile_model, get_approach
-        from pipeline.stream.dataset import make_dataset
-
         cfg, train = self.configs(hp)
         train_ds = make_dataset(cfg, "train", training=True)
         val_ds = make_dataset(cfg, "validation", training=False, with_song_id=True)
@@ -135,12 +132,10 @@ class TrialHyperModel(keras_tuner.HyperModel):
         approach = get_approach(train.model)
         if approach.pretrain is not None and initial_epoch == 0:
             # Hyperband continuations (initial_epoch > 0) start from a pretrained checkpoint.
-            x_only = lambda ds: ds.map(lambda x, y, *rest: x)  # noqa: E731
-            approach.pretrain(model, x_only(train_ds), x_only(val_ds),
-                              epochs=train.pretrain_epochs, verbose=verbose)
+            approach.pretrain(model, train_ds, val_ds, epochs=train.pretrain_epochs, verbose=verbose)
             compile_model(model, learning_rate=train.learning_rate, optimizer=train.optimizer)
 
-        callbacks = [SongValidation(val_ds, cfg)]
+        callbacks = [SongValidation(val_ds, cfg, class_names(cfg.dataset))]
         callbacks += list(kwargs.pop("callbacks", None) or [])
         callbacks.append(keras.callbacks.EarlyStopping(  # as pipeline.experiments.training, on the objective
             monitor=self.objective, mode="max", patience=train.patience))

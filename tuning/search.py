@@ -31,14 +31,16 @@ import csv
 import dataclasses
 import json
 import math
-import shutil
 from pathlib import Path
 from typing import Any, Optional
 
-from pipeline.cli import entry as cli_common  # noqa: F401  (quiet TF start-up)
-from pipeline.cli import flags as cli_args
-from core.config import ConfigError, PipelineConfig, TrainConfig
-from pipeline.experiments.run_dir import config_diff
+from core.config import PipelineConfig, TrainConfig
+from core.errors import ConfigError, RunDirError
+from core.files import write_json_atomic
+from pipeline.cli import flags
+from pipeline.cli.entry import run_cli
+from pipeline.experiments.locking import FolderLock, clear_locked_folder
+from pipeline.experiments.run_dir import RunDir, config_diff
 
 DEFAULT_APPROACH = ("cnn2d", "mel")
 DEFAULT_COMPARE_RESULTS = "reports/compare/results.csv"
@@ -114,8 +116,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="run directory of the retrained best configuration (default: <directory>/<project>/best_run)")
     r.add_argument("--retrain-epochs", type=int, default=None,
                    help="epochs of the retraining (default: --epochs; early stopping applies)")
-    cli_args.add_pipeline_args(parser)
-    cli_args.add_train_args(parser)
+    flags.add_pipeline_args(parser)
+    flags.add_train_args(parser)
     return parser
 
 
@@ -188,7 +190,7 @@ def project_dir_from_args(args) -> Path:
 def pinned_from_flags(args) -> dict[str, Any]:
     pinned = {name: getattr(args, dest) for dest, name in PINNING_FLAGS.items()
               if getattr(args, dest, None) is not None}
-    pinned.update(cli_args.parse_hparams(getattr(args, "TrainConfig.hparams")))
+    pinned.update(flags.parse_hparams(getattr(args, "TrainConfig.hparams")))
     return pinned
 
 
@@ -280,7 +282,6 @@ def summary_table(records: list[dict], space, objective: str) -> str:
 def write_summary(project: Path, tuner, space, args, model: str, transform: str,
                   best_run: Optional[dict] = None) -> dict:
     """summary.json (every trial, best first) and summary.md; returns the summary dict."""
-    from pipeline.experiments.run_dir import write_json_atomic
     from tuning.search_space import Fixed
 
     oracle = tuner.oracle
@@ -325,7 +326,6 @@ def write_summary(project: Path, tuner, space, args, model: str, transform: str,
 def retrain_best(record: dict, space, base: PipelineConfig, base_train: TrainConfig,
                  run_dir: Path, epochs: int, verbose: int) -> dict:
     """Retrain a trial's configuration with pipeline.experiments.training.train_run into `run_dir`."""
-    from pipeline.experiments.run_dir import RunDir, RunDirError
     from pipeline.experiments.training import train_run
     from tuning.hypermodel import trial_configs
 
@@ -340,74 +340,45 @@ def retrain_best(record: dict, space, base: PipelineConfig, base_train: TrainCon
 
 
 # --------------------------------------------------------------------------------------------
-def main(argv=None) -> int:
-    args = build_parser().parse_args(argv)
-    from tuning import tuners as tuners_lib
-    from tuning.hypermodel import TrialHyperModel, make_objective
-
-    if args.max_trials < 1:
-        raise ConfigError("--max-trials must be at least 1")
-    model, transform, source = resolve_approach(args)
-    base = cli_args.pipeline_config_from_args(args)
+def base_configs(args, model: str, transform: str) -> tuple[PipelineConfig, TrainConfig]:
+    """The search's base configs: the flags, with the approach's model and transform."""
+    base = flags.pipeline_config_from_args(args)
     base = dataclasses.replace(base, transform=dataclasses.replace(base.transform, name=transform))
-    base_train = dataclasses.replace(cli_args.train_config_from_args(args), model=model)
-    base.validate()
-    base_train.validate()
-    space = make_space(args, model, transform)
-    valid, total = space.count_valid(base, base_train)
+    base_train = dataclasses.replace(flags.train_config_from_args(args), model=model)
+    return base.validate(), base_train.validate()
 
-    role = "worker" if tuners_lib.is_worker() else "chief" if tuners_lib.is_chief() else "standalone"
-    print(f"search: {model} on {transform} ({source}); tuner {args.tuner}, objective {args.objective}, "
-          f"max {args.max_trials} trials, {base_train.epochs} epochs; role {role}")
+
+def describe_search(args, space, base, base_train, source: str, role: str) -> None:
+    """Print what is searched; ConfigError when no pipeline combination is valid."""
+    valid, total = space.count_valid(base, base_train)
+    print(f"search: {space.model} on {space.transform} ({source}); tuner {args.tuner}, objective "
+          f"{args.objective}, max {args.max_trials} trials, {base_train.epochs} epochs; role {role}")
     print("space:\n" + space.describe())
     if valid == 0:
         raise ConfigError("no valid combination of the pipeline hyperparameters; "
                           "check --choices/--fix (see --show-space)")
     if valid < total:
         print(f"  ({total - valid} of {total} pipeline combinations are invalid and never sampled)")
-    if args.show_space:
-        return 0
 
-    project = project_dir_from_args(args)
-    identity = search_identity(args, space, base, base_train)
-    if role != "worker":
-        if args.overwrite and project.exists():
-            shutil.rmtree(project)
-        check_same_search(project, identity)
-        from pipeline.experiments.run_dir import write_json_atomic
 
-        write_json_atomic(project / SEARCH_FILE, identity)
-    elif (project / SEARCH_FILE).exists():
-        check_same_search(project, identity)
-
-    hypermodel = TrialHyperModel(space, base, base_train, objective=args.objective)
-    tuner = tuners_lib.make_tuner(
-        args.tuner, hypermodel, objective=make_objective(args.objective),
-        max_trials=args.max_trials, epochs=base_train.epochs, seed=base.seed,
-        directory=str(project.parent), project_name=project.name,
-        hyperband_factor=args.hyperband_factor, hyperband_iterations=args.hyperband_iterations,
-        num_initial_points=args.num_initial_points,
-    )
-    for line in getattr(tuner.oracle, "repairs", None) or []:
-        print(f"resume: {line}")
-    tuner.search(verbose=args.verbose)
+def prepare_project(args, project: Path, identity: dict, role: str) -> None:
+    """Start or check the project folder: --overwrite, same settings to resume, search.json."""
     if role == "worker":
-        print(f"worker {tuner.tuner_id}: no more trials; done")
-        return 0
+        if (project / SEARCH_FILE).exists():
+            check_same_search(project, identity)
+        return
+    if args.overwrite:
+        clear_locked_folder(project)
+    check_same_search(project, identity)
+    write_json_atomic(project / SEARCH_FILE, identity)
 
-    summary = write_summary(project, tuner, space, args, model, transform)
-    print()
-    print(f"best trials ({args.objective}), {project / 'summary.md'}:")
-    print(summary["table"])
-    if not summary["best_trials"]:
-        print("no trial completed; nothing to retrain")
-        return 1
-    if args.no_retrain:
-        return 0
 
-    from pipeline.experiments.predictor import format_summary
+def retrain_and_report(args, project: Path, tuner, space, base, base_train, summary) -> int:
+    """Retrain the best trial into a run directory and print its test figures."""
+    from pipeline.experiments.evaluation import format_summary
 
     best = summary["best_trials"][0]
+    model, transform = space.model, space.transform
     run_dir = Path(args.retrain_dir) if args.retrain_dir else project / "best_run"
     epochs = args.retrain_epochs or base_train.epochs
     print(f"\nretraining trial {best['trial_id']} on the train split ({epochs} epochs) into {run_dir}")
@@ -424,5 +395,59 @@ def main(argv=None) -> int:
     return 0
 
 
+def run_search(args, project: Path, space, base, base_train, role: str):
+    """The tuner over this project, searched (the chief serves, workers run trials)."""
+    from tuning import tuners as tuners_lib
+    from tuning.hypermodel import TrialHyperModel, make_objective
+
+    hypermodel = TrialHyperModel(space, base, base_train, objective=args.objective)
+    tuner = tuners_lib.make_tuner(
+        args.tuner, hypermodel, objective=make_objective(args.objective),
+        max_trials=args.max_trials, epochs=base_train.epochs, seed=base.seed,
+        directory=str(project.parent), project_name=project.name,
+        hyperband_factor=args.hyperband_factor, hyperband_iterations=args.hyperband_iterations,
+        num_initial_points=args.num_initial_points,
+    )
+    for line in getattr(tuner.oracle, "repairs", None) or []:
+        print(f"resume: {line}")
+    tuner.search(verbose=args.verbose)
+    return tuner
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    from pipeline.experiments.seeding import configure_determinism
+    from tuning.roles import is_chief, is_worker
+
+    if args.max_trials < 1:
+        raise ConfigError("--max-trials must be at least 1")
+    model, transform, source = resolve_approach(args)
+    base, base_train = base_configs(args, model, transform)
+    space = make_space(args, model, transform)
+    role = "worker" if is_worker() else "chief" if is_chief() else "standalone"
+    describe_search(args, space, base, base_train, source, role)
+    if args.show_space:
+        return 0
+    configure_determinism(base_train.deterministic)
+    project = project_dir_from_args(args)
+    if role == "worker":  # the chief holds the project's lock; a worker only runs trials
+        prepare_project(args, project, search_identity(args, space, base, base_train), role)
+        tuner = run_search(args, project, space, base, base_train, role)
+        print(f"worker {tuner.tuner_id}: no more trials; done")
+        return 0
+    with FolderLock(project, "tuning project"):
+        prepare_project(args, project, search_identity(args, space, base, base_train), role)
+        tuner = run_search(args, project, space, base, base_train, role)
+        summary = write_summary(project, tuner, space, args, model, transform)
+        print(f"\nbest trials ({args.objective}), {project / 'summary.md'}:")
+        print(summary["table"])
+        if not summary["best_trials"]:
+            print("no trial completed; nothing to retrain")
+            return 1
+        if args.no_retrain:
+            return 0
+        return retrain_and_report(args, project, tuner, space, base, base_train, summary)
+
+
 if __name__ == "__main__":
-    cli_common.run_cli(main)
+    run_cli(main)

@@ -27,7 +27,7 @@ pid, status); the tests use it to check that no trial ran twice, and it shows wh
 what in a distributed search.
 
 Distributed mode is keras_tuner's own (KERASTUNER_TUNER_ID / _ORACLE_IP / _ORACLE_PORT; see
-`tuning.distributed`); the chief serves the oracle with `tuning.distributed.serve_oracle`
+`tuning.distributed`); the chief serves the oracle with `tuning.roles.serve_oracle`
 (keras_tuner's server, polled every second instead of every 20 s for its exit).
 """
 
@@ -40,24 +40,15 @@ from pathlib import Path
 from typing import Callable, Optional
 
 import keras_tuner
-from keras_tuner.src.distribute import utils as dist_utils
 from keras_tuner.src.engine import trial as trial_module
 
-from pipeline.experiments.run_dir import write_json_atomic
+from core.files import write_json_atomic
 from tuning import TUNERS
+from tuning.roles import is_chief, is_worker, serve_oracle
 
 EVENTS_FILE = "trial_events.jsonl"
 COMPLETED = trial_module.TrialStatus.COMPLETED
 RUNNING = trial_module.TrialStatus.RUNNING
-
-
-def is_worker() -> bool:
-    """A distributed worker (keras_tuner: KERASTUNER_ORACLE_IP set, tuner id without "chief")."""
-    return dist_utils.has_chief_oracle() and not dist_utils.is_chief_oracle()
-
-
-def is_chief() -> bool:
-    return dist_utils.is_chief_oracle()
 
 
 def _is_local(path: str) -> bool:
@@ -206,8 +197,6 @@ class ResumableTunerMixin:
 
     def search(self, *fit_args, **fit_kwargs):
         if is_chief():
-            from tuning.distributed import serve_oracle
-
             if "verbose" in fit_kwargs:
                 self.oracle.verbose = fit_kwargs["verbose"]
             self.save()

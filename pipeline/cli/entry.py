@@ -1,4 +1,12 @@
-"""What every command-line entry point shares: quiet TF start-up and clean error exits."""
+"""How every command-line entry point runs: a quiet start-up and one-line exits for user errors.
+
+``python -m pipeline.train`` and the other commands end with ``run_cli(main)``.  It quiets
+TensorFlow's C++ start-up chatter and the library warnings that say nothing to a user, runs
+``main``, and turns a ``core.errors.UserError`` (bad input, bad flag, bad data: the message is
+the whole story) into one ``error: ...`` line with exit status 2.  Every other exception is a
+bug and stays a traceback.  Nothing happens on import: the environment is changed by
+``run_cli`` only, before ``main`` imports TensorFlow.
+"""
 
 from __future__ import annotations
 
@@ -9,10 +17,10 @@ import sys
 import warnings
 from typing import Callable
 
-# Keep TF's C++ start-up chatter out of the user's terminal (set before TF is imported).
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+from core.errors import UserError
 
-EXIT_USAGE = 2
+EXIT_USER_ERROR = 2
+EXIT_INTERRUPTED = 130
 
 # Library chatter that says nothing to a user of these commands.
 _NOISE = (
@@ -27,47 +35,27 @@ class _DropNoise(logging.Filter):
         return not any(n in record.getMessage() for n in _NOISE)
 
 
-def quiet_library_noise() -> None:
+def quiet_startup() -> None:
+    """Keep TF's C++ start-up lines and known-irrelevant warnings out of the terminal.
+
+    TF_CPP_MIN_LOG_LEVEL only works when set before TensorFlow is imported, which is why the
+    entry points import their heavy modules inside ``main``.
+    """
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     for text in _NOISE:
         warnings.filterwarnings("ignore", message=".*" + re.escape(text))
     logging.getLogger("absl").addFilter(_DropNoise())
 
 
-quiet_library_noise()
-
-
-def user_errors() -> tuple[type[BaseException], ...]:
-    """Exceptions whose message is the whole story: print it, no traceback."""
-    from core.config import ConfigError
-
-    errors: list[type[BaseException]] = [ConfigError, FileNotFoundError]
-    try:
-        from pipeline.stream.dataset import DatasetNotBuiltError
-
-        errors.append(DatasetNotBuiltError)
-    except ImportError:  # pragma: no cover
-        pass
-    try:
-        from gtzan_tfds.audio_io import AudioDecodeError
-        from gtzan_tfds.manual_data import ManualDataError
-        from gtzan_tfds.song_splits import EmptySplitError
-
-        # A missing/wrong --manual-dir, or a download that leaves a split empty, reaches the
-        # CLIs when they build a real config on first use.
-        errors += [AudioDecodeError, ManualDataError, EmptySplitError]
-    except ImportError:  # pragma: no cover
-        pass
-    return tuple(errors)
-
-
 def run_cli(main: Callable[[list[str] | None], int], argv: list[str] | None = None) -> None:
-    """Run `main`, turning the known user errors into one line on stderr and exit status 2."""
+    """Run ``main``; a UserError becomes one line on stderr and exit status 2."""
+    quiet_startup()
     try:
         code = main(argv)
-    except user_errors() as e:
+    except UserError as e:
         print(f"error: {e}", file=sys.stderr)
-        code = EXIT_USAGE
+        code = EXIT_USER_ERROR
     except KeyboardInterrupt:
         print("interrupted: re-run the same command to resume", file=sys.stderr)
-        code = 130
+        code = EXIT_INTERRUPTED
     sys.exit(code)

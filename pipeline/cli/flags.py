@@ -13,13 +13,12 @@ import json
 import typing
 from typing import Any, Optional
 
+from core.errors import ConfigError
 from core.config import (
-    DATASET_CONFIGS,
     PAD_MODES,
     STRATEGIES,
     TRANSFORM_PLACEMENTS,
     TRANSFORMS,
-    ConfigError,
     DatasetConfig,
     PipelineConfig,
     TrainConfig,
@@ -28,7 +27,9 @@ from core.config import (
 )
 
 _HELP = {
-    "name@DatasetConfig": f"gtzan_tfds config to read: {', '.join(DATASET_CONFIGS)}",
+    "name@DatasetConfig": "gtzan_tfds config to read: synthetic, synthetic_small, gtzan, "
+    "fault_filtered, folder, or a custom one as JSON ('{\"name\": \"synthetic_x10\", "
+    "\"songs_per_genre\": 160}')",
     "data_dir": "TFDS data dir holding the built dataset (default: TFDS's ~/tensorflow_datasets)",
     "manual_dir": "folder (or archive inside it) of a real GTZAN download, to build it on first use",
     "sample_rate": "resample every song to this rate (Hz) before windowing",
@@ -64,14 +65,13 @@ _HELP = {
 }
 
 _CHOICES = {
-    "name@DatasetConfig": DATASET_CONFIGS,
     "name@TransformConfig": TRANSFORMS,
     "transform_placement": TRANSFORM_PLACEMENTS,
     "pad_mode": PAD_MODES,
     "strategy": STRATEGIES,
 }
 
-_METAVAR = {"data_dir": "DIR", "manual_dir": "DIR", "model": "NAME"}
+_METAVAR = {"data_dir": "DIR", "manual_dir": "DIR", "model": "NAME", "name@DatasetConfig": "CONFIG"}
 # Flag names that differ from the field name.
 _FLAG = {"name@DatasetConfig": "dataset-config", "name@TransformConfig": "transform"}
 # Fields not exposed as plain flags (nested configs are expanded instead).
@@ -125,7 +125,7 @@ def add_dataclass_args(parser: argparse.ArgumentParser, cls, title: str) -> None
             default=None,  # None = not given: the dataclass default applies
             choices=_CHOICES.get(key, _CHOICES.get(field.name)),
             metavar=None if (key in _CHOICES or field.name in _CHOICES) else _METAVAR.get(
-                field.name, kind.__name__.upper()),
+                key, _METAVAR.get(field.name, kind.__name__.upper())),
             help=f"{_HELP.get(help_key, '')} (default: {default})",
         )
 

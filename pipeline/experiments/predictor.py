@@ -1,35 +1,42 @@
 """One interface over a trained run, Keras or scikit-learn: window features in, probabilities out.
 
-Evaluation, prediction and comparison all go through `Predictor`, and all build their features
-with the pipeline config stored in the run, so what a model sees at test time is computed by
-exactly the code it was trained with.
+Evaluation, prediction, comparison and tuning all go through ``Predictor``, and all build
+their features with the pipeline config stored in the run, so what a model sees at test time is
+computed by exactly the code it was trained with.
 """
 
 from __future__ import annotations
 
 import os
-from typing import Iterable, Optional
+import pickle
+import zipfile
+from typing import Iterable, Optional, Sequence
 
 import numpy as np
 import tensorflow as tf
 from tqdm.auto import tqdm
 
-from gtzan_tfds.constants import GENRES
-from pipeline.experiments import metrics as metrics_lib
-from core.config import ConfigError, PipelineConfig, TrainConfig
-from pipeline.experiments.run_dir import RunDir, RunDirError
+from core.config import PipelineConfig, TrainConfig
+from core.errors import RunDirError
+from pipeline.experiments.run_dir import RunDir
+from pipeline.stream.transforms import model_input_shape
 
 
 class Predictor:
-    """Window-level class probabilities from a Keras model or a scikit-learn pipeline."""
+    """Window-level class probabilities from a Keras model or a scikit-learn pipeline.
 
-    def __init__(self, model, kind: str, pipeline: PipelineConfig, train: Optional[TrainConfig] = None,
-                 class_names=GENRES):
+    ``featurize`` (scikit-learn only) turns a batch of pipeline features into the vectors the
+    estimator was fitted on (the approach's ``featurize``).
+    """
+
+    def __init__(self, model, kind: str, pipeline: PipelineConfig, class_names: Sequence[str],
+                 train: Optional[TrainConfig] = None, featurize=None):
         self.model = model
         self.kind = kind
         self.pipeline = pipeline
         self.train = train
         self.class_names = list(class_names)
+        self.featurize = featurize
         if kind == "keras":
             # One trace for every batch size (the last batch of a split is smaller).
             spec = tf.TensorSpec([None, *model.inputs[0].shape[1:]], tf.float32)
@@ -37,40 +44,27 @@ class Predictor:
 
     @classmethod
     def from_run(cls, run_dir: os.PathLike | str) -> "Predictor":
+        from models.registry import get_approach
+
         run = RunDir(run_dir)
         pipeline_cfg, train, extra = run.load_config()
-        if not (run.sklearn_model.exists() or run.keras_model.exists()):
-            raise RunDirError(f"{run.path} has no trained model (model.keras or model.joblib)")
-        model_file = run.model_file
-        try:
-            if model_file == run.sklearn_model:
-                import joblib
-
-                model, kind = joblib.load(model_file), "sklearn"
-            else:
-                import keras
-
-                from pipeline.stream import transforms  # noqa: F401  (registers TransformLayer)
-
-                model, kind = keras.models.load_model(model_file), "keras"
-        except Exception as e:  # noqa: BLE001  (zip, h5, pickle and Keras errors alike)
+        if not run.is_trained():
             raise RunDirError(
-                f"{model_file}: cannot load the trained model, it is damaged or was written by "
-                f"other versions of the libraries ({type(e).__name__}: {e}); "
-                "re-run pipeline.train with --overwrite"
-            ) from e
+                f"{run.path} holds no trained model (model.keras or model.joblib with "
+                "training.json): train it first with pipeline.train --run-dir"
+            )
+        model, kind = _load_model(run)
         if kind == "keras":
             _check_input_shape(model, pipeline_cfg, run)
-        return cls(model, kind, pipeline_cfg, train, extra.get("class_names", GENRES))
+        featurize = get_approach(train.model).featurize if kind == "sklearn" else None
+        return cls(model, kind, pipeline_cfg, extra["class_names"], train, featurize)
 
     def predict_batch(self, features) -> np.ndarray:
         """[B, ...] features of one batch -> [B, num_classes] probabilities."""
         if self.kind == "keras":
             return np.asarray(self._predict(features))
-        from models.sklearn_baselines import pool_features
-
-        pooled = np.asarray(pool_features(tf.convert_to_tensor(features)))
-        return sklearn_probabilities(self.model, pooled, len(self.class_names))
+        vectors = np.asarray(self.featurize(tf.convert_to_tensor(features)))
+        return sklearn_probabilities(self.model, vectors, len(self.class_names))
 
     def predict_dataset(self, batches: Iterable, desc: str = "predicting", verbose: bool = True):
         """Run over (features, label, song_id) batches; returns probabilities, labels, song ids."""
@@ -84,10 +78,32 @@ class Predictor:
         return np.concatenate(probs), np.concatenate(labels), ids
 
 
+def _load_model(run: RunDir):
+    """(model, kind) of a trained run; RunDirError when the file is damaged or unreadable."""
+    path = run.model_file
+    try:
+        if path == run.sklearn_model:
+            import joblib
+
+            return joblib.load(path), "sklearn"
+        import keras
+
+        from pipeline.stream import transforms  # noqa: F401  (registers TransformLayer)
+
+        return keras.models.load_model(path), "keras"
+    # What a damaged or foreign file raises: a broken zip or pickle, a truncated stream, or
+    # Keras refusing the archive's config (ValueError/TypeError/KeyError).
+    except (zipfile.BadZipFile, pickle.UnpicklingError, EOFError, OSError,
+            ValueError, TypeError, KeyError) as e:
+        raise RunDirError(
+            f"{path}: cannot load the trained model, it is damaged or was written by other "
+            f"versions of the libraries ({type(e).__name__}: {e}); re-run pipeline.train with "
+            "--overwrite"
+        ) from e
+
+
 def _check_input_shape(model, cfg: PipelineConfig, run: RunDir) -> None:
     """RunDirError when config.json describes other features than the model was built for."""
-    from pipeline.experiments.training import model_input_shape  # late: training imports this module
-
     expected = tuple(model_input_shape(cfg))
     actual = tuple(model.inputs[0].shape[1:])
     if actual != expected:
@@ -98,82 +114,9 @@ def _check_input_shape(model, cfg: PipelineConfig, run: RunDir) -> None:
         )
 
 
-def sklearn_probabilities(model, pooled: np.ndarray, num_classes: int) -> np.ndarray:
+def sklearn_probabilities(model, vectors: np.ndarray, num_classes: int) -> np.ndarray:
     """predict_proba with one column per class, also for classes absent from training."""
-    p = model.predict_proba(pooled)
-    out = np.zeros((len(pooled), num_classes))
+    p = model.predict_proba(vectors)
+    out = np.zeros((len(vectors), num_classes))
     out[:, np.asarray(model.classes_, dtype=int)] = p
     return out
-
-
-def evaluate_split(predictor: Predictor, split: str = "test", verbose: bool = True) -> dict:
-    """Metrics of a predictor on one split of the dataset its run was trained on."""
-    from pipeline.stream.dataset import make_dataset
-
-    ds = make_dataset(predictor.pipeline, split, training=False, with_song_id=True)
-    probs, labels, ids = predictor.predict_dataset(ds, desc=f"evaluating {split}", verbose=verbose)
-    if not len(probs):
-        raise no_windows_error(predictor.pipeline, split)
-    return metrics_lib.evaluate_windows(probs, labels, ids, predictor.class_names)
-
-
-def no_windows_error(cfg: PipelineConfig, split: str) -> ConfigError:
-    """The error for a split none of whose songs is as long as one window."""
-    w = cfg.window
-    return ConfigError(
-        f"split {split!r} of gtzan_tfds/{cfg.dataset.name} gives no windows: every song is "
-        f"shorter than one {w.window_seconds:g} s window (--window-seconds); use shorter "
-        "windows, or --pad-end true to zero-pad a song's last partial window"
-    )
-
-
-def require_windows(cfg: PipelineConfig, split: str) -> None:
-    """ConfigError unless ``split`` gives at least one window with ``cfg``.
-
-    Reads songs until the first window (one song when any is long enough; the whole split
-    only when none is), so a split with no windows fails before training, not after.
-    """
-    from pipeline.stream.dataset import load_songs, song_to_windows
-
-    songs = load_songs(cfg.dataset, split)
-    counts = songs.map(lambda song: tf.shape(song_to_windows(song, cfg)["window"])[0])
-    if not any(int(n) > 0 for n in counts):
-        raise no_windows_error(cfg, split)
-
-
-def write_evaluation(run: RunDir, split: str, result: dict, title: str = "") -> None:
-    """metrics json and confusion-matrix PNGs (song and window level) for one split."""
-    from pipeline.experiments import plots
-    from pipeline.experiments.run_dir import write_json_atomic
-
-    names = result["class_names"]
-    plots.plot_confusion_matrix(
-        result["confusion_matrix_song"], names, run.confusion_png(split, "song"),
-        f"{title}\n{split}: song accuracy {result['song_accuracy_mean_vote']:.1%} "
-        f"({result['num_songs']} songs, mean-probability vote)",
-    )
-    plots.plot_confusion_matrix(
-        result["confusion_matrix_window"], names, run.confusion_png(split, "window"),
-        f"{title}\n{split}: window accuracy {result['window_accuracy']:.1%} "
-        f"({result['num_windows']} windows)",
-    )
-    # Last: a run counts as finished once its metrics exist (RunDir.is_finished), so a kill
-    # before this line leaves it unfinished rather than finished without its figures.
-    write_json_atomic(run.metrics_json(split), result)
-
-
-def format_summary(result: dict, title: str = "") -> str:
-    """A small table of the headline numbers, for the terminal."""
-    rows = [
-        ("windows", f"{result['num_windows']}"),
-        ("songs", f"{result['num_songs']}"),
-        ("window accuracy", f"{result['window_accuracy']:.1%}"),
-        ("song accuracy (mean-probability vote)", f"{result['song_accuracy_mean_vote']:.1%}"),
-        ("song accuracy (majority vote)", f"{result['song_accuracy_majority_vote']:.1%}"),
-        ("window macro F1", f"{result['window_macro_f1']:.3f}"),
-        ("song macro F1", f"{result['song_macro_f1']:.3f}"),
-    ]
-    width = max(len(r[0]) for r in rows)
-    lines = [title, "-" * (width + 12)] if title else []
-    lines += [f"{k:<{width}}  {v:>8}" for k, v in rows]
-    return "\n".join(lines)

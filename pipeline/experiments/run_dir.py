@@ -1,39 +1,33 @@
-"""A run directory: everything one trained approach leaves behind, and how to read it back.
+"""A run directory: everything one trained approach leaves behind, its lifecycle and its lock.
 
-    config.json        pipeline + training config (enough to rebuild the same pipeline and model)
-    model.keras        trained Keras model (or model.joblib for scikit-learn approaches)
-    metrics.json       test metrics (metrics_<split>.json for other splits)
-    history.csv, training_curves.png, confusion_matrix.png, confusion_matrix_windows.png
-    logs/              TensorBoard
-    backup/            Keras BackupAndRestore state while training (gone once training ends)
+    config.json        what was asked: pipeline + training config, class names (written first)
+    training.json      what training knows: approach, timings, size, validation figures
+    model.keras        the trained Keras model (model.joblib for scikit-learn approaches)
+    metrics.json       test-split evaluation (metrics_<split>.json for the other splits)
+    history.csv, training_curves.png, confusion_matrix*.png, logs/ (TensorBoard)
+    backup/, best.keras   Keras BackupAndRestore state and best checkpoint while training
+    .lock              held by the process writing the run (see locking.py)
+
+Lifecycle: training writes training.json, then commits the model file with an atomic rename
+(the run is *trained* from then on), then removes its backup; evaluation writes only
+metrics*.json and the confusion matrices, never training.json.  A trained run whose metrics are
+missing (a kill after the model was saved) is evaluated again, not retrained.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import tempfile
+import shutil
 from pathlib import Path
 from typing import Any
 
-from core.config import ConfigError, PipelineConfig, TrainConfig
+from core.config import PipelineConfig, TrainConfig
+from core.errors import ConfigError, RunDirError
+from core.files import write_json_atomic
+from pipeline.experiments.locking import LOCK_FILE, FolderLock, clear_locked_folder
 
-CONFIG_VERSION = 1
-
-
-class RunDirError(ConfigError):
-    """A run directory that is missing, incomplete or from an incompatible config."""
-
-
-def write_json_atomic(path: Path, obj: Any) -> None:
-    """Write JSON so a kill mid-write never leaves a truncated file behind."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
-    with os.fdopen(fd, "w") as f:
-        json.dump(obj, f, indent=2, sort_keys=False)
-        f.write("\n")
-    os.replace(tmp, path)
+CONFIG_VERSION = 2  # 2: training.json apart from metrics.json
 
 
 class RunDir:
@@ -42,6 +36,7 @@ class RunDir:
 
     # --- paths -------------------------------------------------------------------------
     config_json = property(lambda self: self.path / "config.json")
+    training_json = property(lambda self: self.path / "training.json")
     keras_model = property(lambda self: self.path / "model.keras")
     sklearn_model = property(lambda self: self.path / "model.joblib")
     backup_dir = property(lambda self: self.path / "backup")
@@ -62,17 +57,35 @@ class RunDir:
     def model_file(self) -> Path:
         return self.sklearn_model if self.sklearn_model.exists() else self.keras_model
 
-    def is_finished(self) -> bool:
-        return self.metrics_json("test").exists() and self.model_file.exists()
+    # --- state -------------------------------------------------------------------------
+    def lock(self) -> FolderLock:
+        """The run's writer lock (``with run.lock(): ...``)."""
+        return FolderLock(self.path, "run directory")
+
+    def is_trained(self) -> bool:
+        """Training finished: its record and the committed model file are both there."""
+        return self.training_json.exists() and self.model_file.exists()
+
+    def is_evaluated(self, split: str = "test") -> bool:
+        return self.is_trained() and self.metrics_json(split).exists()
 
     def has_progress(self) -> bool:
         """Whether anything worth keeping was trained here (else only config.json, if that)."""
         return any(p.exists() for p in (
             self.backup_dir, self.history_csv, self.keras_model, self.sklearn_model,
-            self.best_checkpoint, self.metrics_json("test"),
+            self.best_checkpoint, self.training_json,
         ))
 
-    # --- config ------------------------------------------------------------------------
+    def clear(self) -> None:
+        """Remove everything in the run directory except its lock (``--overwrite``)."""
+        clear_locked_folder(self.path)
+
+    def remove_if_empty(self) -> None:
+        """Remove the folder when it holds nothing but its lock (a run refused before any work)."""
+        if self.path.is_dir() and {p.name for p in self.path.iterdir()} <= {LOCK_FILE}:
+            shutil.rmtree(self.path)
+
+    # --- records -----------------------------------------------------------------------
     def save_config(self, pipeline: PipelineConfig, train: TrainConfig, **extra: Any) -> None:
         write_json_atomic(
             self.config_json,
@@ -87,23 +100,42 @@ class RunDir:
                 f"{self.path} is not a run directory: no config.json "
                 "(create one with `python -m pipeline.train ... --run-dir DIR`)"
             )
-        try:
-            raw = json.loads(self.config_json.read_text())
-            if raw.get("version") != CONFIG_VERSION:
-                raise RunDirError(
-                    f"{self.config_json}: config version {raw.get('version')!r}, "
-                    f"this code reads version {CONFIG_VERSION}"
-                )
-            extra = {k: v for k, v in raw.items() if k not in ("version", "pipeline", "train")}
-            return (
-                PipelineConfig.from_dict(raw["pipeline"]).validate(),
-                TrainConfig.from_dict(raw["train"]).validate(),
-                extra,
+        raw = self._read_json(self.config_json)
+        if raw.get("version") != CONFIG_VERSION:
+            raise RunDirError(
+                f"{self.config_json}: config version {raw.get('version')!r}, this code reads "
+                f"version {CONFIG_VERSION}; retrain it with pipeline.train --overwrite"
             )
-        except RunDirError:
-            raise
-        except (KeyError, TypeError, ValueError) as e:
+        extra = {k: v for k, v in raw.items() if k not in ("version", "pipeline", "train")}
+        try:  # a section missing, unknown or missing fields, values of the wrong kind or range
+            pipeline = PipelineConfig.from_dict(raw["pipeline"]).validate()
+            train = TrainConfig.from_dict(raw["train"]).validate()
+        except (KeyError, TypeError, ConfigError) as e:
             raise RunDirError(f"{self.config_json}: incompatible or damaged config ({e})") from e
+        return pipeline, train, extra
+
+    def save_training(self, info: dict[str, Any]) -> None:
+        write_json_atomic(self.training_json, info)
+
+    def load_training(self) -> dict[str, Any]:
+        return self._read_json(self.training_json)
+
+    def load_metrics(self, split: str = "test") -> dict[str, Any]:
+        return self._read_json(self.metrics_json(split))
+
+    def summary(self, split: str = "test") -> dict[str, Any]:
+        """What reports show: the split's metrics with the training record beside them."""
+        return {**self.load_metrics(split), **self.load_training()}
+
+    @staticmethod
+    def _read_json(path: Path) -> dict[str, Any]:
+        try:
+            data = json.loads(path.read_text())
+        except ValueError as e:
+            raise RunDirError(f"{path}: damaged JSON ({e})") from e
+        if not isinstance(data, dict):
+            raise RunDirError(f"{path}: expected a JSON object")
+        return data
 
     def check_same_config(self, pipeline: PipelineConfig, train: TrainConfig) -> None:
         """Refuse to resume a run that was started with another configuration.

@@ -17,71 +17,112 @@ Nothing holds a whole split: memory is bounded by the shuffle buffers and prefet
 batched when no resampling is needed: the window shuffle buffer then costs half as much.
 
 Prediction (``features_from_audio``) and the benchmark use the same functions (``resample``,
-``frame_windows``, ``audio_to_float``, ``make_transform``), so training, evaluation and
+``cut_windows``, ``audio_to_float``, ``make_transform``), so training, evaluation and
 prediction share one implementation.
 """
 
 from __future__ import annotations
 
+import json
 import shlex
+from pathlib import Path
 from typing import Optional
 
 import numpy as np
 import tensorflow as tf
 
-from gtzan_tfds.constants import SAMPLE_RATE
+from core.audio import SAMPLE_RATE
 from core.config import SPLITS, DatasetConfig, PipelineConfig
+from core.errors import ConfigError, DatasetNotBuiltError
 from core.resample import resample
 from pipeline.stream.transforms import compiled_transform, make_transform
-from pipeline.stream.windowing import audio_to_float, frame_windows, num_windows
+from pipeline.stream.windowing import audio_to_float, cut_windows, frame_windows, pad_to_cover
 
 AUTOTUNE = tf.data.AUTOTUNE
 
-# gtzan_tfds configs that build themselves without any download.
-NO_DOWNLOAD_CONFIGS = ("synthetic", "synthetic_small")
 # Training: songs shuffled in a buffer of this many (int16, ~1.3 MB each) before windowing ...
 SONG_SHUFFLE_BUFFER = 32
 # ... and windows of this many songs interleaved before the window shuffle buffer.
 SONGS_INTERLEAVED = 16
 
 
-class DatasetNotBuiltError(RuntimeError):
-    """The TFRecords of a gtzan_tfds config are missing and cannot be built automatically."""
+# --------------------------------------------------------------------------------------------
+# which dataset: a gtzan_tfds config by name, a custom one as JSON, or one built earlier
+def builder_for(dataset_cfg: DatasetConfig):
+    """The TFDS builder of ``dataset_cfg.name``.
+
+    The name is a gtzan_tfds config (``synthetic``, ``gtzan``, ...), a custom config as JSON
+    like ``tfds build --config`` takes (``{"name": "synthetic_x10", "songs_per_genre": 160}``),
+    or the name of a custom config built earlier into ``data_dir``.
+    """
+    import tensorflow_datasets as tfds
+
+    import gtzan_tfds
+
+    name = dataset_cfg.name
+    if name.lstrip().startswith("{"):
+        return gtzan_tfds.Builder(config=_custom_config(name), data_dir=dataset_cfg.data_dir)
+    if name in gtzan_tfds.Builder.builder_configs:
+        return gtzan_tfds.Builder(config=name, data_dir=dataset_cfg.data_dir)
+    built = _built_copy(name, dataset_cfg.data_dir)
+    if built is None:
+        valid = ", ".join(gtzan_tfds.Builder.builder_configs)
+        raise ConfigError(
+            f"unknown dataset config {name!r}: not a gtzan_tfds config ({valid}) and not built in "
+            f"{dataset_cfg.data_dir or 'the TFDS default data dir'}; a custom config is given as "
+            'JSON, e.g. --dataset-config \'{"name": "synthetic_x10", "songs_per_genre": 160}\''
+        )
+    return tfds.builder_from_directory(str(built))
+
+
+def _custom_config(text: str):
+    import gtzan_tfds
+
+    try:
+        fields = json.loads(text)
+        return gtzan_tfds.GtzanConfig(**fields)
+    except (ValueError, TypeError) as e:  # bad JSON, unknown or invalid fields
+        raise ConfigError(f"invalid dataset config {text!r}: {e}") from e
+
+
+def _built_copy(name: str, data_dir: Optional[str]) -> Optional[Path]:
+    """The newest built version folder of a custom config, if there is one."""
+    import tensorflow_datasets as tfds
+
+    root = Path(data_dir or tfds.core.constants.DATA_DIR).expanduser() / "gtzan_tfds" / name
+    versions = sorted(p for p in root.glob("*.*.*") if (p / "dataset_info.json").exists())
+    return versions[-1] if versions else None
 
 
 def build_command(dataset_cfg: DatasetConfig, manual_dir: Optional[str] = None) -> str:
     """The ``tfds build`` command line that prepares ``dataset_cfg``."""
     parts = ["tfds", "build", "gtzan_tfds", "--config", dataset_cfg.name]
-    if dataset_cfg.name not in NO_DOWNLOAD_CONFIGS:
+    if _needs_download(dataset_cfg):
         parts += ["--manual_dir", manual_dir or "/path/to/gtzan"]
     if dataset_cfg.data_dir:
         parts += ["--data_dir", dataset_cfg.data_dir]
     return " ".join(shlex.quote(p) for p in parts)
 
 
-def _builder(dataset_cfg: DatasetConfig):
-    import tensorflow_datasets as tfds
-
-    import gtzan_tfds  # noqa: F401  (registers the gtzan_tfds builder with TFDS)
-
-    return tfds.builder(f"gtzan_tfds/{dataset_cfg.name}", data_dir=dataset_cfg.data_dir)
+def _needs_download(dataset_cfg: DatasetConfig) -> bool:
+    config = builder_for(dataset_cfg).builder_config
+    return getattr(config, "source", "manual") != "synthetic"
 
 
 def ensure_built(dataset_cfg: DatasetConfig):
     """The TFDS builder of ``dataset_cfg``, prepared (built on first use when possible).
 
-    Builds the dataset when it needs no download (``synthetic``) or when
-    ``dataset_cfg.manual_dir`` says where the GTZAN download is; otherwise raises
+    Builds the dataset when it needs no download (the synthetic configs) or when
+    ``dataset_cfg.manual_dir`` says where the download is; otherwise raises
     ``DatasetNotBuiltError`` with the command that builds it.
     """
     import tensorflow_datasets as tfds
 
     dataset_cfg.validate()
-    builder = _builder(dataset_cfg)
+    builder = builder_for(dataset_cfg)
     if builder.is_prepared():
         return builder
-    source = getattr(builder.builder_config, "source", None)
-    if dataset_cfg.name in NO_DOWNLOAD_CONFIGS or source == "synthetic":
+    if not _needs_download(dataset_cfg):
         builder.download_and_prepare()
     elif dataset_cfg.manual_dir:
         builder.download_and_prepare(
@@ -90,12 +131,17 @@ def ensure_built(dataset_cfg: DatasetConfig):
     else:
         where = dataset_cfg.data_dir or "the TFDS default data dir (~/tensorflow_datasets)"
         raise DatasetNotBuiltError(
-            f"gtzan_tfds/{dataset_cfg.name} is not built in {where}. It needs the GTZAN "
-            f"archive, unpacked (genres/<genre>/<genre>.000NN.wav). Build it with:\n"
-            f"    {build_command(dataset_cfg)}\n"
-            f"or pass its location (--manual-dir) so that it is built on first use."
+            f"gtzan_tfds/{dataset_cfg.name} is not built in {where}. It needs your download "
+            "(GTZAN: genres/<genre>/<genre>.000NN.au or .wav, the archive itself also works). "
+            f"Build it with:\n    {build_command(dataset_cfg)}\n"
+            "or pass its location (--manual-dir) so that it is built on first use."
         )
     return builder
+
+
+def class_names(dataset_cfg: DatasetConfig) -> list[str]:
+    """The dataset's labels in class-id order (its TFDS ``ClassLabel``), built on first use."""
+    return list(ensure_built(dataset_cfg).info.features["label"].names)
 
 
 def load_songs(
@@ -110,7 +156,7 @@ def load_songs(
     import tensorflow_datasets as tfds
 
     if split not in SPLITS:
-        raise ValueError(f"unknown split {split!r}; valid: {', '.join(SPLITS)}")
+        raise ConfigError(f"unknown split {split!r}; valid: {', '.join(SPLITS)}")
     builder = ensure_built(dataset_cfg)
     read_config = tfds.ReadConfig(
         shuffle_seed=seed if shuffle_files else None,
@@ -118,17 +164,9 @@ def load_songs(
         num_parallel_calls_for_interleave_files=AUTOTUNE,
         num_parallel_calls_for_decode=AUTOTUNE,
     )
-    wanted = {"audio": True, "label": True, "song_id": True}
-    try:
-        decoders = tfds.decode.PartialDecoding(wanted)
-        ds = builder.as_dataset(
-            split=split, shuffle_files=shuffle_files, read_config=read_config, decoders=decoders
-        )
-    except (ValueError, KeyError, TypeError):  # a builder without some extra feature
-        ds = builder.as_dataset(split=split, shuffle_files=shuffle_files, read_config=read_config)
-    return ds.map(
-        lambda ex: {"audio": ex["audio"], "label": ex["label"], "song_id": ex["song_id"]},
-        num_parallel_calls=AUTOTUNE,
+    wanted = tfds.decode.PartialDecoding({"audio": True, "label": True, "song_id": True})
+    return builder.as_dataset(
+        split=split, shuffle_files=shuffle_files, read_config=read_config, decoders=wanted
     )
 
 
@@ -241,16 +279,6 @@ def make_dataset(
 
 # --------------------------------------------------------------------------------------------
 # prediction on one file of any length
-def windows_from_audio(audio: np.ndarray, cfg: PipelineConfig) -> tf.Tensor:
-    """Float audio at 22,050 Hz -> windows [k, window_length] float32 (resampled, framed).
-
-    Materialises all windows: fine for a song; ``features_from_audio`` streams instead.
-    """
-    audio = audio_to_float(tf.convert_to_tensor(audio))
-    audio = resample(audio, SAMPLE_RATE, cfg.window.sample_rate)
-    return frame_windows(audio, cfg.window)
-
-
 def features_from_audio(
     audio: np.ndarray,
     cfg: PipelineConfig,
@@ -262,10 +290,10 @@ def features_from_audio(
 ) -> tf.data.Dataset:
     """Batches of features ``[b, ...]`` of a whole file (float audio at 22,050 Hz).
 
-    Streams: windows are cut per batch (tf.gather of start offsets) and transformed batch by
-    batch, so a 10-minute file needs the audio plus one batch in memory, whatever the overlap.
-    Window ``i`` starts at ``i * cfg.window.step_seconds``; the windows are exactly those of
-    ``frame_windows`` (same count and padding rule).  ``apply_transform`` defaults to
+    Streams: windows are cut per batch (``windowing.cut_windows``, the cutter training uses)
+    and transformed batch by batch, so a 10-minute file needs the audio plus one batch in
+    memory, whatever the overlap.  The windows are exactly those of ``frame_windows`` (same
+    count and padding rule).  ``apply_transform`` defaults to
     ``cfg.transform_placement == "data"``: with "model" the batches are raw windows for a
     model that starts with ``TransformLayer``.  ``pad_short=True`` zero-pads a file shorter
     than one window to one window instead of yielding nothing.
@@ -278,24 +306,16 @@ def features_from_audio(
     if audio.shape.rank != 1:
         raise ValueError(f"expected mono audio [n], got shape {audio.shape}")
     audio = resample(audio, SAMPLE_RATE, cfg.window.sample_rate)
-    length, step = cfg.window.window_length, cfg.window.step_length
-    n = int(audio.shape[0])
-    count = int(num_windows(n, cfg.window))
-    if count == 0 and pad_short and n > 0:
-        count = 1
-    needed = (count - 1) * step + length if count else 0
-    if needed > n:
-        audio = tf.pad(audio, [[0, needed - n]])
-    offsets = tf.range(length, dtype=tf.int64)[None, :]
+    audio, count = pad_to_cover(audio, cfg.window, pad_short=pad_short)
     transform = _transform_fn(cfg, jit_compile) if apply_transform else None
 
-    def cut(indices):
-        windows = tf.gather(audio, indices[:, None] * step + offsets)  # [b, length]
+    def cut(first):
+        first = tf.cast(first, tf.int32)
+        windows = cut_windows(audio, first, tf.minimum(batch_size, count - first), cfg.window)
         return transform(windows) if transform is not None else windows
 
     return (
-        tf.data.Dataset.range(count)
-        .batch(batch_size)
+        tf.data.Dataset.range(0, int(count), batch_size)
         .map(cut, num_parallel_calls=AUTOTUNE, deterministic=True)
         .prefetch(AUTOTUNE)
     )

@@ -39,7 +39,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from gtzan_tfds.constants import SAMPLE_RATE
+from core.audio import SAMPLE_RATE
 from core.config import PipelineConfig, TransformConfig
 
 _LOG10_SCALE = 10.0 / math.log(10.0)  # 10 * log10(x) == _LOG10_SCALE * ln(x)
@@ -80,6 +80,13 @@ def feature_shape(cfg: PipelineConfig) -> tuple[int, ...]:
     ``(window_length,)`` and the model's ``TransformLayer`` outputs this shape.
     """
     return feature_shape_for(cfg.transform, cfg.window.window_length)
+
+
+def model_input_shape(cfg: PipelineConfig) -> tuple[int, ...]:
+    """What a model's Input sees: the features, or raw windows when the model transforms."""
+    if cfg.transform_placement == "model":
+        return (cfg.window.window_length,)
+    return feature_shape(cfg)
 
 
 # --------------------------------------------------------------------------------------------

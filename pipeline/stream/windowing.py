@@ -19,9 +19,8 @@ from __future__ import annotations
 
 import tensorflow as tf
 
+from core.audio import INT16_SCALE
 from core.config import WindowConfig
-
-INT16_SCALE = 32768.0
 
 
 def audio_to_float(audio: tf.Tensor) -> tf.Tensor:
@@ -51,19 +50,42 @@ def num_windows(num_samples, window_cfg: WindowConfig):
     return tf.where(n >= length, 1 + (n - length) // step, 0)
 
 
+def pad_to_cover(audio: tf.Tensor, window_cfg: WindowConfig, *, pad_short: bool = False):
+    """(audio, count): the song zero-padded so that its ``count`` windows all fit.
+
+    Only ``pad_end=True`` pads (the last partial window); ``pad_short=True`` also turns a song
+    shorter than one window into one zero-padded window (prediction on a short file).
+    """
+    audio = tf.convert_to_tensor(audio)
+    length, step = window_cfg.window_length, window_cfg.step_length
+    n = tf.shape(audio)[0]
+    count = num_windows(n, window_cfg)
+    if pad_short:
+        count = tf.where((count == 0) & (n > 0), 1, count)
+    if not (window_cfg.pad_end or pad_short):
+        return audio, count
+    needed = tf.maximum((count - 1) * step + length, 0)
+    return tf.pad(audio, [[0, tf.maximum(needed - n, 0)]]), count
+
+
+def cut_windows(audio: tf.Tensor, first, count, window_cfg: WindowConfig) -> tf.Tensor:
+    """Windows ``first .. first+count-1`` of ``audio`` (already padded to cover them):
+    ``[count, window_length]``, window ``i`` starting at sample ``i * step_length``.
+
+    The one window cutter: training cuts a whole song at once (``frame_windows``), prediction
+    cuts a long file batch by batch (``pipeline.stream.dataset.features_from_audio``).
+    """
+    length, step = window_cfg.window_length, window_cfg.step_length
+    start = first * step
+    segment = audio[start : start + tf.maximum(count - 1, 0) * step + length]
+    return tf.signal.frame(segment, length, step)[:count]
+
+
 def frame_windows(audio: tf.Tensor, window_cfg: WindowConfig) -> tf.Tensor:
     """Cut a song ``[n]`` into windows ``[num_windows, window_length]`` (same dtype as audio).
 
     Never fails on short or empty audio: it then returns 0 windows (or 1 padded window with
     ``pad_end=True`` and ``n > 0``).
     """
-    audio = tf.convert_to_tensor(audio)
-    length, step = window_cfg.window_length, window_cfg.step_length
-    if window_cfg.pad_end:
-        n = tf.shape(audio)[0]
-        count = num_windows(n, window_cfg)
-        needed = tf.maximum((count - 1) * step + length, 0)
-        audio = tf.pad(audio, [[0, tf.maximum(needed - n, 0)]])
-        return tf.signal.frame(audio, length, step)[:count]
-    # tf.signal.frame without padding returns [0, length] for audio shorter than a window
-    return tf.signal.frame(audio, length, step)
+    audio, count = pad_to_cover(audio, window_cfg)
+    return cut_windows(audio, 0, count, window_cfg)

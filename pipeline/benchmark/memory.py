@@ -1,0 +1,57 @@
+"""Peak memory of streaming: 1x the songs against Nx the songs, each in a fresh process.
+
+The pipeline must not hold a split: peak RSS while streaming N times as many songs (the same
+songs repeated in one stream, so shuffle buffers and prefetching see N times the data) must
+stay within ``RSS_TOLERANCE`` of streaming them once.  Each measurement runs
+``python -m pipeline.bench --child-repeat N ...`` in a new process, whose ``ru_maxrss`` is its
+own peak.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import resource
+import subprocess
+import sys
+from typing import Any
+
+RSS_TOLERANCE = 0.10  # N x the data may use at most 10 % more peak memory than 1x
+
+
+def child_main(cfg, songs_ds, repeat: int) -> int:
+    """Subprocess body: stream the songs ``repeat`` times in one stream, print the peak RSS."""
+    from pipeline.benchmark.throughput import pipeline_pass
+
+    one_pass = pipeline_pass(cfg, songs_ds.repeat(repeat), jit_compile=True)
+    windows = one_pass()["windows"]
+    peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
+    print(json.dumps({"peak_rss_mb": peak_kb / 1024, "windows": windows}))
+    return 0
+
+
+def measure(bench_argv: list[str], repeat: int) -> dict[str, Any]:
+    """Peak RSS (MB) of a child streaming ``repeat`` x the songs of ``bench_argv``."""
+    cmd = [sys.executable, "-m", "pipeline.bench", *bench_argv, "--child-repeat", str(repeat)]
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
+    done = subprocess.run(cmd, capture_output=True, text=True, env=env, check=False)
+    if done.returncode != 0:
+        raise RuntimeError(f"RSS subprocess failed:\n{done.stderr[-3000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def compare_rss(bench_argv: list[str], factor: int) -> dict[str, Any]:
+    """1x against ``factor`` x the songs: peak RSS of each and the growth."""
+    one, many = measure(bench_argv, 1), measure(bench_argv, factor)
+    growth = many["peak_rss_mb"] / one["peak_rss_mb"] - 1
+    return {"peak_rss_mb": max(one["peak_rss_mb"], many["peak_rss_mb"]),
+            "peak_rss_mb_1x": one["peak_rss_mb"], f"peak_rss_mb_{factor}x": many["peak_rss_mb"],
+            "rss_factor": factor, "rss_growth": growth,
+            "rss_within_tolerance": growth <= RSS_TOLERANCE}
+
+
+def rss_line(result: dict[str, Any]) -> str:
+    k = result["rss_factor"]
+    return (f"peak RSS: 1x the songs {result['peak_rss_mb_1x']:.0f} MB; {k}x the songs "
+            f"{result[f'peak_rss_mb_{k}x']:.0f} MB ({result['rss_growth']:+.1%}; limit "
+            f"+{RSS_TOLERANCE:.0%})")

@@ -1,0 +1,83 @@
+"""Fitting a scikit-learn approach on vectors streamed from the pipeline.
+
+The split is streamed through the same tf.data graph as for the Keras approaches, batch by
+batch; each batch of features becomes small vectors (the approach's ``featurize``, e.g. the
+mean and standard deviation over time of each coefficient), and only those vectors are kept
+in memory to fit the estimator.
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from core.config import PipelineConfig, TrainConfig
+from core.errors import ConfigError
+from pipeline.experiments.run_dir import RunDir
+from pipeline.stream.dataset import make_dataset
+
+
+def featurized_arrays(cfg: PipelineConfig, split: str, featurize, verbose: bool = True):
+    """(vectors [n, d], labels [n]) of every window of a split, streamed in batches."""
+    xs, ys = [], []
+    ds = make_dataset(cfg, split, training=False)
+    for x, y in tqdm(ds, desc=f"features ({split})", unit="batch", disable=not verbose, leave=False):
+        xs.append(np.asarray(featurize(x)))
+        ys.append(np.asarray(y))
+    if not xs:
+        raise ConfigError(f"split {split!r} of {cfg.dataset.name} has no windows")
+    return np.concatenate(xs), np.concatenate(ys)
+
+
+def check_windows_per_class(approach, labels: np.ndarray, cfg: PipelineConfig, model: str) -> None:
+    """ConfigError when a class has fewer training windows than the estimator needs."""
+    present = np.bincount(labels)
+    present = present[present > 0]
+    if approach.min_windows_per_class > 1 and present.min() < approach.min_windows_per_class:
+        raise ConfigError(
+            f"{model} cannot be fitted on the {len(labels)} windows of the train split of "
+            f"{cfg.dataset.name}: a class has only {present.min()} window(s), and its "
+            f"{approach.min_windows_per_class}-fold probability calibration needs at least "
+            f"{approach.min_windows_per_class}; use shorter or overlapping windows "
+            "(--window-seconds, --step-seconds)"
+        )
+
+
+def fit_sklearn(cfg: PipelineConfig, train: TrainConfig, verbose: int):
+    """Fit the approach's estimator on the train split; returns (estimator, training info)."""
+    from models.registry import get_approach
+
+    approach = get_approach(train.model)
+    x, y = featurized_arrays(cfg, "train", approach.featurize, verbose=bool(verbose))
+    check_windows_per_class(approach, y, cfg, train.model)
+    model = approach.build(seed=cfg.seed, **train.hparams)
+    start = time.perf_counter()
+    model.fit(x, y)
+    seconds = time.perf_counter() - start
+    return model, {"training_seconds": seconds, "parameters": estimator_size(model),
+                   "epochs_trained": 1}
+
+
+def estimator_size(model) -> int:
+    """A rough parameter count: support vectors x features, tree nodes, or coefficients."""
+    est = model[-1]
+    if hasattr(est, "calibrated_classifiers_"):  # SVC inside CalibratedClassifierCV
+        est = est.calibrated_classifiers_[0].estimator
+    if hasattr(est, "support_vectors_"):
+        return int(est.support_vectors_.size)
+    if hasattr(est, "estimators_"):
+        return int(sum(t.tree_.node_count for t in est.estimators_))
+    if hasattr(est, "coef_"):
+        return int(est.coef_.size + np.size(getattr(est, "intercept_", 0)))
+    return 0
+
+
+def commit_sklearn_model(model, run: RunDir) -> None:
+    """Dump under a temporary name and rename into place: the run's commit point."""
+    import joblib
+
+    tmp = run.path / "model.tmp.joblib"
+    joblib.dump(model, tmp)
+    tmp.replace(run.sklearn_model)
