@@ -17,6 +17,18 @@ API::
     out["max_pool"]     # [B, 753] max over time of the mid-end features
     vgg = build_vgg("msd_vgg")               # or "mtt_vgg": outputs tags, pool1 ... pool5
 
+    # a genre classifier on the max_pool features, only the last mid-end block fine-tuned
+    head = keras.layers.Dense(10, activation="softmax")(model.output["max_pool"])
+    classifier = keras.Model(model.input, head)
+    for layer in model.layers:
+        layer.trainable = layer.name.startswith("midend_3")
+
+(A frozen BatchNorm runs in inference mode in Keras 3, so frozen blocks keep their
+statistics.)  Constants: ``WEIGHTS``, ``VGG_WEIGHTS``, ``NUM_TAGS``, and the input's
+``PATCH_FRAMES``, ``N_MELS``, ``SAMPLE_RATE``, ``N_FFT``, ``HOP_LENGTH`` (from
+``core.musicnn_input``); ``checkpoint_dir(weights)`` and ``tag_names(weights)`` come from
+``models.musicnn_checkpoint``.
+
 The input is musicnn's log-mel patch, ``log10(10000 * mel + 1)`` of 187 frames x 96 bands at
 16 kHz (``core.musicnn_input``, computed by ``pipeline.stream.transforms`` as transform
 ``"musicnn"``); the networks normalise it themselves (their first layer is a BatchNorm).
@@ -99,8 +111,8 @@ VGG_SCOPES = {
 }
 # VGG max pooling after each block, (pool size, strides) in time x mel, as in the graphs saved
 # with the checkpoints (the .meta files).  The wheel's models.py has MTT_vgg's pooling for both;
-# MSD_vgg was trained with the first two below (same flattened size, so its extractor runs, but
-# with the wrong pooling).
+# MSD_vgg's saved graph pools as below (the flattened size is the same, 256, so the wheel's
+# extractor runs MSD_vgg with MTT_vgg's pooling without an error).
 _VGG_TAIL = (((2, 2), (2, 2)), ((2, 2), (2, 2)), ((4, 4), (4, 4)))
 VGG_POOLS = {
     "msd_vgg": (((4, 1), (4, 1)), ((1, 4), (1, 4))) + _VGG_TAIL,

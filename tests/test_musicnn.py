@@ -172,10 +172,12 @@ def test_transform_fixes_its_settings_and_keeps_first_187_frames(windows):
                                            n_mels=128, pad_mode="constant", top_db=None), 16000)
     short = windows[:2, : musicnn_input.MIN_WINDOW_LENGTH]
     np.testing.assert_array_equal(default(short).numpy(), other(short).numpy())
-    # the first 187 frames of a window only see its first 186 * 256 + 256 samples
-    np.testing.assert_array_equal(default(short).numpy()[:, :-1], default(windows[:2]).numpy()[:, :-1])
+    # frames 0..185 end by sample 185 * 256 + 256 = 47,616: the same in both windows (frame
+    # 186 of the short one is padded by reflection); a float16 step of slack for round-off
+    np.testing.assert_allclose(default(short).numpy()[:, :-1],
+                               default(windows[:2]).numpy()[:, :-1], rtol=0, atol=4.3e-4)
+    cfg = TransformConfig(name="musicnn")
     for length, frames in ((musicnn_input.MIN_WINDOW_LENGTH, 187), (WINDOW, 187), (40_000, 157)):
-        cfg = TransformConfig(name="musicnn")
         assert default(np.zeros((1, length), np.float32)).shape[1:] == (frames, 96)
         assert feature_shape_for(cfg, length) == (frames, 96)
 
@@ -228,7 +230,7 @@ def test_port_matches_original_tf1_graph(weights, patches):
         assert value.shape == expected[name].shape, name
         err = np.abs(value - expected[name]).max()
         assert err <= atol, f"{weights} {name}: max abs error {err:.3g} > {atol:g}"
-    # each checkpoint's own tags: MSD's and MTT's differ
+    # real, varied outputs: the tags move by more than the error from patch to patch
     assert np.abs(got["tags"].numpy() - expected["tags"]).max() < 1e-3 < np.ptp(expected["tags"])
 
 
@@ -288,8 +290,8 @@ def test_wrong_mapping_fails_and_assigns_nothing():
     prefix = f"{musicnn.checkpoint_dir('mtt')}/"
     # two layers on one scope (same shapes): conv2d_6 used twice, conv2d_7 unused
     wrong = dict(musicnn.MUSICNN_SCOPES, midend_3_conv="conv2d_6")
-    with pytest.raises(ValueError, match=r"more than once: conv2d_6/bias, conv2d_6/kernel; "
-                                         r"unused checkpoint tensors: conv2d_7/bias, conv2d_7/kernel$"):
+    with pytest.raises(ValueError, match=r"more than once: conv2d_6/bias, conv2d_6/kernel; unused "
+                                         r"checkpoint tensors: conv2d_7/bias, conv2d_7/kernel$"):
         musicnn_checkpoint.assign_checkpoint(model, prefix, wrong)
     missing = {k: v for k, v in musicnn.MUSICNN_SCOPES.items() if k != "backend_logits"}
     with pytest.raises(ValueError, match="layer 'backend_logits' has no musicnn checkpoint scope"):
