@@ -11,10 +11,12 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, Optional
 
+from core import musicnn_input
 from core.audio import SAMPLE_RATE
 from core.errors import ConfigError
 
-TRANSFORMS = ("raw", "fft", "stft", "mel", "mfcc")
+# "musicnn": the pretrained musicnn networks' own log-mel input (core/musicnn_input.py)
+TRANSFORMS = ("raw", "fft", "stft", "mel", "mfcc", "musicnn")
 TRANSFORM_PLACEMENTS = ("data", "model")  # run the transform in tf.data or as the model's first layer
 SPLITS = ("train", "validation", "test")
 PAD_MODES = ("constant", "reflect")  # how centred STFT frames are padded at the ends
@@ -67,7 +69,12 @@ class WindowConfig:
 
 @dataclasses.dataclass
 class TransformConfig:
-    """Which transform turns a window into features, with librosa's parameter names."""
+    """Which transform turns a window into features, with librosa's parameter names.
+
+    The ``"musicnn"`` transform ignores every other field: its STFT, mel bands and log are
+    fixed by the pretrained networks (``core.musicnn_input``); it needs 16 kHz windows of at
+    least ``musicnn_input.MIN_WINDOW_LENGTH`` samples, which ``validate`` checks.
+    """
 
     name: str = "mel"  # one of TRANSFORMS
     n_fft: int = 2048
@@ -87,6 +94,9 @@ class TransformConfig:
             raise ConfigError(
                 f"unknown transform {self.name!r}; valid: {', '.join(TRANSFORMS)}"
             )
+        if self.name == "musicnn":
+            musicnn_input.check_window(sample_rate, window_length)
+            return
         for field in ("n_fft", "hop_length", "n_mels", "n_mfcc"):
             if getattr(self, field) <= 0:
                 raise ConfigError(f"{field} must be positive, got {getattr(self, field)}")

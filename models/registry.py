@@ -47,6 +47,9 @@ __all__ = [
 
 TIME_FREQUENCY = ("stft", "mel", "mfcc")
 SPECTRAL = ("fft",) + TIME_FREQUENCY
+# Every transform whose settings the pipeline chooses freely ("musicnn" is fixed to the
+# pretrained musicnn networks' input and only feeds an approach built on them).
+GENERAL = ("raw",) + SPECTRAL
 
 # How check_compatible names what an approach needs.
 _NEEDS = {
@@ -116,7 +119,7 @@ APPROACHES: dict[str, Approach] = {
             featurize=pool_features,
         ),
         _approach(
-            "cnn1d", "keras", TRANSFORMS, build_cnn1d,
+            "cnn1d", "keras", GENERAL, build_cnn1d,
             "1-D CNN over time (2-D transforms) or samples/bins (raw, fft; strided front end)",
         ),
         _approach(

@@ -102,6 +102,7 @@ PIPELINE_FIELDS_BY_TRANSFORM = {
     "stft": ("window_seconds", "sample_rate", "n_fft", "hop_length"),
     "mel": ("window_seconds", "sample_rate", "n_fft", "hop_length", "n_mels"),
     "mfcc": ("window_seconds", "sample_rate", "n_fft", "hop_length", "n_mels", "n_mfcc"),
+    "musicnn": (),  # fixed by the pretrained networks (16 kHz, 187 x 96 patches)
 }
 WINDOW_FIELDS = ("window_seconds", "sample_rate")
 TRANSFORM_FIELDS = ("n_fft", "hop_length", "n_mels", "n_mfcc")

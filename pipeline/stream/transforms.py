@@ -11,6 +11,7 @@ fft        ``[N // 2 + 1]``            ``power_to_db(abs(np.fft.rfft(w)) ** 2)``
 stft       ``[frames, n_fft//2 + 1]``  ``amplitude_to_db(abs(stft(w)))``: dB spectrogram
 mel        ``[frames, n_mels]``        ``power_to_db(melspectrogram(y=w))``: log-mel, dB
 mfcc       ``[frames, n_mfcc]``        ``feature.mfcc(S=<that log-mel>)``: DCT-II, ortho
+musicnn    ``[187, 96]``               the pretrained musicnn networks' input (see below)
 =========  ==========================  ===================================================
 
 Time is the first feature axis (librosa puts it last): ``[frames, bins]`` is what a Conv2D
@@ -24,6 +25,13 @@ below the maximum *of each window* (librosa.power_to_db applied to one window at
 the seed study did).  A silent window therefore gives ``10 * log10(amin)`` everywhere
 (-100 dB by default): finite.  The mel filterbank is librosa's own (Slaney scale and area
 normalisation), computed once when the graph is traced and stored as a constant.
+
+``musicnn`` reproduces musicnn's own preprocessing (librosa 0.7, ``core/musicnn_input.py``)
+on 16 kHz windows, whatever the other TransformConfig fields say:
+``log10(10000 * float16(melspectrogram(y=w, sr=16000, n_fft=512, hop_length=256, n_mels=96,
+pad_mode="reflect")) + 1)``, i.e. a power Slaney mel spectrogram rounded to float16 (as musicnn
+does before its log) and log-compressed, then the first 187 frames of the window.  A window of
+at least 47,616 samples has 187 frames or more; the 3 s default (48,000) has 188.
 
 ``make_transform`` returns a plain function (traced into the tf.data graph or the model);
 ``TransformLayer`` wraps it as a Keras layer that a saved ``.keras`` model carries.
@@ -39,6 +47,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from core import musicnn_input
 from core.audio import SAMPLE_RATE
 from core.config import PipelineConfig, TransformConfig
 
@@ -63,6 +72,9 @@ def feature_shape_for(transform_cfg: TransformConfig, window_length: int) -> tup
         return (window_length,)
     if name == "fft":
         return (window_length // 2 + 1,)
+    if name == "musicnn":
+        frames = num_frames(window_length, MUSICNN_STFT)
+        return (min(frames, musicnn_input.PATCH_FRAMES), musicnn_input.N_MELS)
     frames = num_frames(window_length, transform_cfg)
     if name == "stft":
         return (frames, transform_cfg.n_fft // 2 + 1)
@@ -142,6 +154,38 @@ def mel_filterbank(cfg: TransformConfig, sample_rate: int) -> np.ndarray:
 
 
 # --------------------------------------------------------------------------------------------
+# musicnn's input
+# musicnn's STFT and mel settings as a TransformConfig, for power_spectrogram/mel_filterbank
+MUSICNN_STFT = TransformConfig(
+    name="mel",
+    n_fft=musicnn_input.N_FFT,
+    hop_length=musicnn_input.HOP_LENGTH,
+    n_mels=musicnn_input.N_MELS,
+    center=True,
+    pad_mode=musicnn_input.PAD_MODE,
+)
+
+
+def musicnn_transform() -> Callable[[tf.Tensor], tf.Tensor]:
+    """16 kHz windows [B, N] -> musicnn log-mel patches [B, min(187, 1 + N // 256), 96].
+
+    The mel power is rounded to float16 and back before the log, as musicnn's extractor does
+    (``astype(np.float16)``; its log then runs in float32).
+    """
+    weights = mel_filterbank(MUSICNN_STFT, musicnn_input.SAMPLE_RATE)
+    inv_ln10 = 1.0 / math.log(10.0)
+
+    def musicnn_log_mel(windows: tf.Tensor) -> tf.Tensor:
+        power = power_spectrogram(tf.convert_to_tensor(windows, tf.float32), MUSICNN_STFT)
+        power = power[:, : musicnn_input.PATCH_FRAMES]
+        mel = tf.linalg.matmul(power, tf.constant(weights))
+        mel = tf.cast(tf.cast(mel, tf.float16), tf.float32)
+        return tf.math.log(musicnn_input.LOG_SCALE * mel + 1.0) * inv_ln10
+
+    return musicnn_log_mel
+
+
+# --------------------------------------------------------------------------------------------
 # the transform
 def make_transform(
     transform_cfg: TransformConfig, sample_rate: int = SAMPLE_RATE
@@ -174,6 +218,9 @@ def make_transform(
             return power_to_db(power, cfg.amin, cfg.top_db)
 
         return stft
+
+    if name == "musicnn":
+        return musicnn_transform()
 
     weights = mel_filterbank(cfg, sample_rate)  # numpy, built once per graph construction
 
