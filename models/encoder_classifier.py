@@ -186,24 +186,23 @@ def pretrain(
     def with_target(x):  # reconstruct the normalised input; ``norm`` is fixed from here on
         return x, norm(x)
 
-    ae_in = keras.Input(shape=encoder.input.shape[1:], name="features")
-    autoencoder = keras.Model(ae_in, build_decoder(encoder)(encoder(ae_in)), name="autoencoder")
-    autoencoder.compile(optimizer=keras.optimizers.Adam(learning_rate), loss="mse")
-
+    autoencoder = _autoencoder(encoder, learning_rate)
     encoder.trainable = True
     history = autoencoder.fit(
         train_x.map(with_target),
-        validation_data=(
-            None if val_features_ds is None else features(val_features_ds).map(with_target)
-        ),
-        epochs=epochs,
-        callbacks=callbacks,
-        verbose=verbose,
+        validation_data=None if val_features_ds is None else features(val_features_ds).map(with_target),
+        epochs=epochs, callbacks=callbacks, verbose=verbose,
         shuffle=False,  # a tf.data pipeline shuffles itself; Keras would only warn
     )
-
     encoder.trainable = False
     if model.compiled:
         model.compile_from_config(model.get_compile_config())
     return history
 
+
+def _autoencoder(encoder: keras.Model, learning_rate: float) -> keras.Model:
+    """encoder -> mirrored decoder, compiled for reconstruction (mean squared error)."""
+    ae_in = keras.Input(shape=encoder.input.shape[1:], name="features")
+    autoencoder = keras.Model(ae_in, build_decoder(encoder)(encoder(ae_in)), name="autoencoder")
+    autoencoder.compile(optimizer=keras.optimizers.Adam(learning_rate), loss="mse")
+    return autoencoder

@@ -153,7 +153,7 @@ def test_cli_error_is_one_line_without_traceback(tmp_path):
 def test_compare_quick_writes_the_report(tmp_path, small_data_dir):
     report = tmp_path / "report"
     args = ["--quick", "--dataset-config", "synthetic_small", "--data-dir", small_data_dir,
-            "--report-dir", str(report)]
+            "--report-dir", str(report), "--hparam", "dropout=0.5"]
     assert compare.main(args) == 0
     for name in ("results.csv", "results.md", "accuracy.png", "per_class.csv", "per_class.md",
                  "per_class.png"):
@@ -162,10 +162,25 @@ def test_compare_quick_writes_the_report(tmp_path, small_data_dir):
     assert len(rows) == 1 + len(comparison.QUICK_GRID)
     assert len(list(report.glob("confusion_*.png"))) == report_lib.BEST_CONFUSION_MATRICES
     assert "synthetic data" in (report / "results.md").read_text()
-    # A second run reuses every finished run instead of training again.
+    # --hparam reaches every approach that has the hyperparameter, and only those.
+    hparams = {d.name: json.loads((d / "config.json").read_text())["train"]["hparams"]
+               for d in report.glob("runs/*")}
+    assert hparams == {"mfcc_svc": {}, "mfcc_rf": {}, "mfcc_cnn1d": {"dropout": 0.5},
+                       "mel_cnn2d": {"dropout": 0.5}, "mfcc_lstm": {"dropout": 0.5}}
+    # A second run reuses every finished run instead of training again, also after one of
+    # them was re-evaluated (evaluation leaves what training recorded alone).
+    assert evaluate.main(["--run", str(report / "runs" / "mfcc_cnn1d"), "--quiet"]) == 0
     stamps = {p: p.stat().st_mtime_ns for p in report.glob("runs/*/model.*")}
     assert compare.main(args) == 0
     assert stamps == {p: p.stat().st_mtime_ns for p in report.glob("runs/*/model.*")}
+    assert len((report / "results.csv").read_text().splitlines()) == 1 + len(comparison.QUICK_GRID)
+
+
+def test_compare_refuses_an_hparam_no_approach_has(tmp_path):
+    with pytest.raises(ConfigError, match="--hparam units: not a hyperparameter of any approach"):
+        compare.main(["--models", "svc", "cnn2d", "--transforms", "mel", "--hparam", "units=8",
+                      "--report-dir", str(tmp_path / "report")])
+    assert not (tmp_path / "report").exists()
 
 
 def test_compare_grid_skips_invalid_and_excluded_pairs():
