@@ -40,18 +40,21 @@ def main(argv=None) -> int:
     train = flags.train_config_from_args(args).validate()
 
     from pipeline.experiments.evaluation import format_summary
+    from pipeline.experiments.keras_training import get_strategy, worker_suffix
     from pipeline.experiments.run_dir import RunDir
     from pipeline.experiments.seeding import configure_determinism
     from pipeline.experiments.training import check_trainable, train_run
 
+    strategy = get_strategy(train.strategy)  # first: multi-worker sets up its cluster here
     check_trainable(cfg, train)  # unknown model or bad pair: before any work
-    run_dir = args.run_dir or default_run_dir(cfg, train)
+    run_dir = (args.run_dir or default_run_dir(cfg, train)) + worker_suffix(strategy)
     if not args.overwrite and RunDir(run_dir).is_evaluated():
         RunDir(run_dir).check_same_config(cfg, train)
         print(f"{run_dir} holds a finished run of this configuration: reporting it "
               "(--overwrite retrains)")
     configure_determinism(train.deterministic)
-    result = train_run(cfg, train, run_dir, verbose=args.verbose, overwrite=args.overwrite)
+    result = train_run(cfg, train, run_dir, verbose=args.verbose, overwrite=args.overwrite,
+                       strategy=strategy)
     print()
     print(format_summary(result, f"{train.model} on {cfg.transform.name} - {cfg.dataset.name} test split"))
     print(f"run directory: {run_dir} (metrics.json, confusion_matrix.png, training_curves.png)")

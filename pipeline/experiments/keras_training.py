@@ -20,6 +20,7 @@ import numpy as np
 import tensorflow as tf
 
 from core.config import PipelineConfig, TrainConfig
+from core.errors import ConfigError
 from pipeline.experiments import plots
 from pipeline.experiments.run_dir import RunDir
 from pipeline.stream.dataset import make_dataset
@@ -27,12 +28,88 @@ from pipeline.stream.transforms import TransformLayer, feature_shape
 
 
 def get_strategy(name: str) -> tf.distribute.Strategy:
+    """The tf.distribute strategy called ``name``.
+
+    Create it first thing in a process (``pipeline.train`` does, before any other TF op):
+    MultiWorkerMirroredStrategy sets up its collective ops with the cluster then.
+    """
     if name == "mirrored":
         return tf.distribute.MirroredStrategy()
     if name == "multi-worker":
         # Reads the cluster from TF_CONFIG; every worker runs the same command.
         return tf.distribute.MultiWorkerMirroredStrategy()
     return tf.distribute.get_strategy()
+
+
+def is_multi_worker(strategy: tf.distribute.Strategy) -> bool:
+    return isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy)
+
+
+def worker_suffix(strategy: tf.distribute.Strategy) -> str:
+    """"" on the chief (or without a cluster); ".worker<i>" on the other workers, whose run
+    directory is then ``<run_dir>.worker<i>``: they train the same replicated model, and only
+    the chief's copy is the run."""
+    resolver = getattr(strategy, "cluster_resolver", None) if is_multi_worker(strategy) else None
+    if resolver is None or not resolver.task_type:
+        return ""
+    has_chief = "chief" in resolver.cluster_spec().as_dict()
+    chief = resolver.task_type == "chief" or (resolver.task_type == "worker"
+                                              and resolver.task_id == 0 and not has_chief)
+    return "" if chief else f".{resolver.task_type}{resolver.task_id}"
+
+
+def worker_input_context(strategy: tf.distribute.Strategy) -> Optional[tf.distribute.InputContext]:
+    """This worker's share of the input under a MultiWorkerMirroredStrategy of several
+    workers (None otherwise)."""
+    resolver = getattr(strategy, "cluster_resolver", None) if is_multi_worker(strategy) else None
+    if resolver is None or not resolver.task_type:
+        return None
+    spec = resolver.cluster_spec().as_dict()
+    workers = [(kind, i) for kind in ("chief", "worker") for i in range(len(spec.get(kind, [])))]
+    if len(workers) < 2:
+        return None
+    return tf.distribute.InputContext(
+        num_input_pipelines=len(workers),
+        input_pipeline_id=workers.index((resolver.task_type, resolver.task_id)),
+        num_replicas_in_sync=strategy.num_replicas_in_sync,
+    )
+
+
+def check_strategy(strategy: tf.distribute.Strategy) -> None:
+    """ConfigError for a strategy ``model.fit`` cannot run under with this Keras."""
+    if worker_input_context(strategy) is not None:
+        raise ConfigError(
+            "--strategy multi-worker with several workers: Keras 3's model.fit does not run under "
+            "MultiWorkerMirroredStrategy across workers (keras-team/keras#20585: it fails "
+            "converting PerReplica batches); each worker's input is sharded and ready "
+            "(fit_datasets) for when it does. Use --strategy mirrored (all devices of one machine)"
+        )
+
+
+def fit_datasets(cfg: PipelineConfig, strategy: tf.distribute.Strategy, *, with_song_id=False):
+    """(train, validation) datasets for ``model.fit``.
+
+    Under a MultiWorkerMirroredStrategy of several workers, each worker reads only its share
+    of the TFRecord files (``tfds.ReadConfig(input_context=...)``, TFDS's sharding by file):
+    together the workers see every song of a split once per epoch; none reads everything.
+    The TFDS-documented ``strategy.distribute_datasets_from_function`` gives the same shares,
+    but Keras 3.15's ``fit`` fails on such a dataset with two workers (a ValueError converting
+    its PerReplica batches), so each worker hands Keras its own plain dataset, batched with
+    the global batch size, with tf.data's auto-sharding off (it is sharded already); Keras
+    splits each batch among the worker's replicas.
+    """
+    context = worker_input_context(strategy)
+
+    def dataset(split: str, training: bool):
+        ds = make_dataset(cfg, split, training=training, with_song_id=with_song_id,
+                          input_context=context)
+        if context is not None:
+            options = tf.data.Options()
+            options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.OFF
+            ds = ds.with_options(options)
+        return ds
+
+    return dataset("train", True), dataset("validation", False)
 
 
 def build_keras_model(cfg: PipelineConfig, train: TrainConfig, num_classes: int):
@@ -135,15 +212,16 @@ def _callbacks(train: TrainConfig, run: RunDir, resuming: bool) -> list:
 
 
 def fit_keras(cfg: PipelineConfig, train: TrainConfig, run: RunDir, num_classes: int,
-              verbose: int):
+              verbose: int, strategy: Optional[tf.distribute.Strategy] = None):
     """Fit, resuming from the run's backup; returns (model of the best epoch, training info)."""
     import keras
 
     from models.registry import compile_model, get_approach
 
     approach = get_approach(train.model)
-    train_ds = make_dataset(cfg, "train", training=True)
-    val_ds = make_dataset(cfg, "validation", training=False)
+    strategy = strategy or get_strategy(train.strategy)
+    check_strategy(strategy)
+    train_ds, val_ds = fit_datasets(cfg, strategy)
     done = finished_epochs_in_backup(run) if run.backup_dir.exists() else 0
     resuming = done > 0
     if resuming:
@@ -153,7 +231,7 @@ def fit_keras(cfg: PipelineConfig, train: TrainConfig, run: RunDir, num_classes:
     elif run.history_csv.exists():
         run.history_csv.unlink()
 
-    with get_strategy(train.strategy).scope():
+    with strategy.scope():
         model = build_keras_model(cfg, train, num_classes)
         if approach.pretrain is not None:
             approach.pretrain(model, train_ds, val_ds,

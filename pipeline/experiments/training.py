@@ -21,7 +21,7 @@ from typing import Optional
 
 from core.config import PipelineConfig, TrainConfig
 from pipeline.experiments.evaluation import evaluate_run, evaluate_split, require_windows
-from pipeline.experiments.keras_training import commit_keras_model, fit_keras
+from pipeline.experiments.keras_training import check_strategy, commit_keras_model, fit_keras
 from pipeline.experiments.predictor import Predictor
 from pipeline.experiments.run_dir import RunDir
 from pipeline.experiments.seeding import seed_everything
@@ -44,20 +44,25 @@ def check_trainable(cfg: PipelineConfig, train: TrainConfig) -> None:
 
 
 def train_run(cfg: PipelineConfig, train: TrainConfig, run_dir, *, verbose: int = 1,
-              overwrite: bool = False) -> dict:
+              overwrite: bool = False, strategy=None) -> dict:
     """Train, select and test one approach into ``run_dir``; returns its summary
-    (the test metrics and the training record, as ``RunDir.summary``)."""
+    (the test metrics and the training record, as ``RunDir.summary``).
+
+    ``strategy``: the tf.distribute strategy (default: made from ``train.strategy``).
+    """
     check_trainable(cfg, train)
+    if strategy is not None:
+        check_strategy(strategy)
     run = RunDir(run_dir)
     with run.lock():
         try:
-            return _train_locked(run, cfg, train, verbose, overwrite)
+            return _train_locked(run, cfg, train, verbose, overwrite, strategy)
         finally:
             run.remove_if_empty()  # refused before any work: leave no empty folder behind
 
 
 def _train_locked(run: RunDir, cfg: PipelineConfig, train: TrainConfig, verbose: int,
-                  overwrite: bool) -> dict:
+                  overwrite: bool, strategy) -> dict:
     if overwrite:
         run.clear()
     if run.has_progress():  # a run dir with nothing trained yet just takes the new config
@@ -66,12 +71,12 @@ def _train_locked(run: RunDir, cfg: PipelineConfig, train: TrainConfig, verbose:
         return run.summary("test")
     predictor: Optional[Predictor] = None
     if not run.is_trained():
-        predictor = _train(run, cfg, train, verbose)
+        predictor = _train(run, cfg, train, verbose, strategy)
     evaluate_run(run, "test", predictor=predictor, verbose=bool(verbose))
     return run.summary("test")
 
 
-def _train(run: RunDir, cfg: PipelineConfig, train: TrainConfig, verbose: int) -> Predictor:
+def _train(run: RunDir, cfg: PipelineConfig, train: TrainConfig, verbose: int, strategy) -> Predictor:
     """Fit, record and commit; returns the trained model as a Predictor."""
     from models.registry import get_approach
 
@@ -85,7 +90,7 @@ def _train(run: RunDir, cfg: PipelineConfig, train: TrainConfig, verbose: int) -
                     model_input_shape=list(model_input_shape(cfg)))
     seed_everything(cfg.seed)
     if approach.kind == "keras":
-        model, info = fit_keras(cfg, train, run, len(names), verbose)
+        model, info = fit_keras(cfg, train, run, len(names), verbose, strategy)
         predictor = Predictor(model, "keras", cfg, names, train)
     else:
         model, info = fit_sklearn(cfg, train, verbose)
