@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
+from core.errors import ManualDataError
 from gtzan_tfds import manual_data, song_splits
 from gtzan_tfds.constants import GENRES
-from gtzan_tfds.manual_data import EXPECTED_LAYOUT, ManualDataError, locate_songs
+from gtzan_tfds.manual_data import EXPECTED_LAYOUT, locate_songs
 from gtzan_tfds.song_splits import SPLITS
 
 
@@ -90,7 +93,7 @@ def test_layouts_are_found(tmp_path, layout):
     songs = locate_songs(tmp_path)
     assert sorted(songs) == sorted(_ids(2))
     song = songs["rock.00001"]
-    assert song.genre == "rock" and song.path.is_file()
+    assert song.label == "rock" and Path(song.path).is_file()
     assert song.relpath == layout.format(g="rock", i=1)
 
 
@@ -111,7 +114,7 @@ def test_archives_are_extracted_only_without_unpacked_songs(tmp_path):
     calls = []
 
     def extract(archive):
-        calls.append(archive.name)
+        calls.append(Path(archive).name)
         out = tmp_path / "extracted"
         _touch(out, "genres/jazz/jazz.00001.au")
         return out
