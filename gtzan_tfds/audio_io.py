@@ -8,10 +8,10 @@ bucket works for a Beam build on remote workers); libsndfile (via soundfile) dec
 other rates are resampled with the project's one resampler, `core.resample.resample`.
 
 Why that resampler and not `scipy.signal.resample_poly` (which this module used before):
-measured on one 30 s song, 44.1 -> 22.05 kHz, 2 CPU cores (`python -m gtzan_tfds.bench
-resample`): core.resample 10.4 ms and 78.6 dB SNR against `librosa.resample` (soxr_hq);
-resample_poly 16.8 ms and 49.9 dB.  It is faster and closer to librosa, and the pipeline uses it
-already.  Both are deterministic.
+measured on the first 30 s of a 44.1 kHz recording, to 22.05 kHz, on 2 CPU cores (`python -m
+gtzan_tfds.bench resample --audio FILE`, docs/dataset_build.md): core.resample 9.5-10.4 ms and
+78.6 dB SNR against `librosa.resample` (soxr_hq); resample_poly 14.3-16.8 ms and 49.9 dB.  It is
+faster and closer to librosa, and the pipeline uses it already.  Both are deterministic.
 
 Bad input raises `core.errors.AudioDecodeError`, whose message names the file and the reason.
 libsndfile is lenient where a dataset builder must not be, so two checks run before it:

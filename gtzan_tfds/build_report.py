@@ -72,10 +72,23 @@ def assemble(data_dir: str, dataset: str, written: dict[str, int]) -> dict[str, 
         "missing": {s: parts[s]["missing"] for s in SPLITS if parts[s]["missing"]},
     }
     for s in SPLITS:
-        assert report["assigned"][s] == written[s] + len(parts[s]["skipped"]), (s, parts[s])
+        skipped = len(parts[s]["skipped"])
+        assert report["assigned"][s] == written[s] + skipped, (
+            f"{dataset} {s}: {report['assigned'][s]} songs assigned, but TFDS wrote {written[s]} "
+            f"examples and {skipped} file(s) were skipped"
+        )
     with tf.io.gfile.GFile(posixpath.join(str(data_dir), REPORT_FILE), "w") as f:
         f.write(json.dumps(report, indent=1))
     return report
+
+
+def discard_parts(data_dir: str) -> None:
+    """Removes the parts of a build that will have no report (a debug run stopped early)."""
+    import tensorflow as tf  # start-up cost: only when building
+
+    folder = posixpath.join(str(data_dir), PARTS_DIR)
+    if tf.io.gfile.exists(folder):
+        tf.io.gfile.rmtree(folder)
 
 
 def read(data_dir: str) -> dict[str, Any]:

@@ -123,7 +123,9 @@ class Builder(tfds.core.GeneratorBasedBuilder):
     """GTZAN (Tzanetakis & Cook 2002) songs as int16 audio, with song-level splits."""
 
     VERSION = tfds.core.Version("1.0.0")
-    RELEASE_NOTES = {"1.0.0": "Initial release: int16 audio, synthetic/gtzan/fault_filtered/folder."}
+    RELEASE_NOTES = {
+        "1.0.0": "Initial release: int16 audio; synthetic, gtzan, fault_filtered and folder.",
+    }
     MANUAL_DOWNLOAD_INSTRUCTIONS = MANUAL_DOWNLOAD_INSTRUCTIONS
     # `tfds build gtzan_tfds` with no --config builds every entry of BUILDER_CONFIGS in turn and
     # stops at the first failure (tensorflow_datasets/scripts/cli/build.py, `_make_builders`),
@@ -194,6 +196,7 @@ class Builder(tfds.core.GeneratorBasedBuilder):
         written = {info.name: info.num_examples for info in split_infos}
         if download_config.max_examples_per_split is not None:  # a debug run stopped early
             logging.warning("No build report: --max_examples_per_split capped the splits.")
+            build_report.discard_parts(self.data_dir)
             return split_infos
         report = build_report.assemble(self.data_dir, self._dataset_name(), written)
         log = logging.info if build_report.is_clean(report) else logging.warning
