@@ -498,3 +498,29 @@ def test_folder_metadata_follows_the_tfds_convention(repo_root):
     info = Builder(config="synthetic", data_dir="/nonexistent").info
     assert info.citation.strip() == metadata.citation.strip()
     assert "Kereliuk, Sturm & Larsen" in info.description
+
+
+def test_debug_build_capped_per_split_has_no_report(tmp_path):
+    """`--max_examples_per_split` stops generation early: no report, no parts left behind."""
+    builder = Builder(config=GtzanConfig(name="capped", songs_per_genre=3, clip_seconds=1.0),
+                      data_dir=str(tmp_path))
+    builder.download_and_prepare(
+        download_config=tfds.download.DownloadConfig(max_examples_per_split=2))
+    assert builder.info.splits["train"].num_examples == 2
+    assert sorted(p.name for p in Path(builder.data_dir).iterdir()
+                  if not p.name.startswith(("gtzan_tfds-", "dataset_info", "features"))) == [
+        "label.labels.txt"]
+
+
+def test_bench_measures_a_build(tmp_path, repo_root, repo_env):
+    config = json.dumps({"name": "synthetic_bench", "songs_per_genre": 3, "clip_seconds": 1.0})
+    proc = subprocess.run(
+        [sys.executable, "-m", "gtzan_tfds.bench", "build", "--config", config,
+         "--data-dir", str(tmp_path)],
+        cwd=repo_root, env=repo_env, capture_output=True, text=True, timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    figures = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert figures["songs"] == 30 and figures["beam"] is None
+    assert figures["songs_per_s"] > 0 and figures["peak_rss_tree_mib"] > 100
+    assert (tmp_path / "tfds_build.log").is_file()
