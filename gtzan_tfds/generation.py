@@ -13,7 +13,7 @@ runner); the examples are the same either way (tests/test_builder_beam.py compar
 from __future__ import annotations
 
 import functools
-from typing import Any, Iterator, Union
+from typing import Any, Iterator, Optional, Union
 
 import numpy as np
 import tensorflow_datasets as tfds
@@ -33,7 +33,7 @@ KeyExample = tuple[str, dict[str, Any]]
 
 
 def make_example(
-    song: Union[str, SongFile], synthesis: Synthesis | None, audio_feature: Any
+    song: Union[str, SongFile], synthesis: Optional[Synthesis], audio_feature: Any
 ) -> KeyExample:
     """(song id, example) of one song: generated from its id, or decoded from its file.
 
@@ -83,8 +83,10 @@ def in_process(plan: SplitPlan, audio_feature: Any, data_dir: str) -> Iterator[K
 def with_beam(plan: SplitPlan, audio_feature: Any, data_dir: str):
     """A Beam PTransform yielding the split's examples; songs are decoded on the workers.
 
-    Create(songs) | Reshuffle | FlatMap(decode): the reshuffle before decoding spreads the songs
-    over the workers (Create alone gives one bundle, so one worker would decode them all).
+    Create(songs) | FlatMap(decode). Beam's Create ends in a Reshuffle of its own, which spreads
+    the songs over the workers before the (costly) decoding. Nothing reshuffles the decoded
+    examples: TFDS's Beam writer groups them by shard anyway, and one more shuffle would hold
+    every decoded song once more.
     """
     beam = tfds.core.lazy_imports.apache_beam
     decode = functools.partial(
@@ -94,7 +96,7 @@ def with_beam(plan: SplitPlan, audio_feature: Any, data_dir: str):
 
     @beam.ptransform_fn
     def _examples(root):
-        songs = root | "Songs" >> beam.Create(plan.songs) | "Spread" >> beam.Reshuffle()
+        songs = root | "Songs" >> beam.Create(plan.songs)
         made = songs | "Decode" >> beam.FlatMap(decode).with_outputs(_SKIPPED, main="examples")
         _ = (made[_SKIPPED]
              | "CollectSkipped" >> beam.combiners.ToList()
