@@ -8,7 +8,7 @@ of one song in two splits would leak.  Every function here returns disjoint spli
 from __future__ import annotations
 
 import math
-from typing import Iterable, Mapping, Sequence
+from typing import Callable, Iterable, Mapping, Optional, Sequence
 
 import numpy as np
 
@@ -48,19 +48,25 @@ def stratified_split(
     seed: int,
     validation_fraction: float = 0.1,
     test_fraction: float = 0.1,
+    *,
+    labels: Sequence[str] = GENRES,
+    label_of: Optional[Callable[[str], str]] = None,
 ) -> dict[str, list[str]]:
-    """Genre-stratified random split of song ids ('blues.00042'), deterministic for a seed.
+    """Label-stratified random split of song ids, deterministic for a seed.
 
-    Each genre's ids are sorted, then permuted by one generator seeded with `seed`, walked in
-    GENRES order: the same ids and seed give the same split on any machine.
+    By default the labels are GTZAN's genres and a song id is 'blues.00042'; a folder of your
+    own music passes its sorted folder names and `folder_label_of` ('jazz/so_what' -> 'jazz').
+    Each label's ids are sorted, then permuted by one generator seeded with `seed`, walked in
+    `labels` order: the same ids and seed give the same split on any machine.
     """
-    by_genre: dict[str, list[str]] = {g: [] for g in GENRES}
+    label_of = label_of or genre_of
+    by_label: dict[str, list[str]] = {label: [] for label in labels}
     for sid in song_ids:
-        by_genre[genre_of(sid)].append(sid)
+        by_label[label_of(sid)].append(sid)
     rng = np.random.default_rng(seed)
     out: dict[str, list[str]] = {s: [] for s in SPLITS}
-    for genre in GENRES:
-        ids = sorted(by_genre[genre])
+    for label in labels:
+        ids = sorted(by_label[label])
         if not ids:
             continue
         ids = [ids[i] for i in rng.permutation(len(ids))]
@@ -115,6 +121,18 @@ def check_disjoint(splits: Mapping[str, Iterable[str]], what: str = "splits") ->
             seen[sid] = split
     if clashes:
         raise ValueError(f"{what}: {len(clashes)} song(s) in two splits: {', '.join(clashes[:5])}")
+
+
+def check_not_empty(splits: Mapping[str, Sequence[str]], dataset: str, why: str) -> None:
+    """Raises EmptySplitError naming the first split without songs and `why`."""
+    for split in SPLITS:
+        if not splits[split]:
+            raise EmptySplitError(f"{dataset}: split {split!r} is empty: {why}.")
+
+
+def folder_label_of(song_id: str) -> str:
+    """'jazz/so_what' -> 'jazz': a song of your own music is labelled by its folder."""
+    return song_id.split("/", 1)[0]
 
 
 def genre_of(song_id: str) -> str:

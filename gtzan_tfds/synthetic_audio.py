@@ -22,7 +22,7 @@ from typing import Union
 import numpy as np
 from scipy import signal
 
-from gtzan_tfds.audio_io import to_int16
+from core.audio import float_to_int16
 from gtzan_tfds.constants import CLIP_SECONDS, GENRES, SAMPLE_RATE
 
 _STEPS_PER_BAR = 16  # 16th notes in a 4/4 bar
@@ -226,7 +226,8 @@ def generate_song(
     clip_seconds: float = CLIP_SECONDS,
 ) -> np.ndarray:
     """The synthetic song `index` of `genre`: int16 mono, `round(clip_seconds * sr)` samples."""
-    return to_int16(generate_song_float(genre, index, seed=seed, sr=sr, clip_seconds=clip_seconds))
+    song = generate_song_float(genre, index, seed=seed, sr=sr, clip_seconds=clip_seconds)
+    return float_to_int16(song)
 
 
 def song_id(genre: Union[str, int], index: int) -> str:

@@ -6,6 +6,7 @@ does not have it: tests that need it skip cleanly.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -20,6 +21,16 @@ OUTSIDE_DIR = SHARED_DIR / "data" / "outside"  # non-GTZAN music (ogg), incl. on
 @pytest.fixture(scope="session")
 def repo_root() -> Path:
     return REPO_ROOT
+
+
+@pytest.fixture(scope="session")
+def repo_env() -> dict[str, str]:
+    """The environment for subprocesses (the `tfds` CLI, Beam workers, `python -c`): this
+    checkout first on PYTHONPATH, so they run its code rather than an installed copy."""
+    path = [str(REPO_ROOT)] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(path), TF_CPP_MIN_LOG_LEVEL="2")
+    env.pop("TFDS_DATA_DIR", None)
+    return env
 
 
 def _require(path: Path) -> Path:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-import os
 import re
 import subprocess
 import sys
@@ -25,8 +24,10 @@ import soundfile as sf
 import tensorflow_datasets as tfds
 
 import gtzan_tfds
-from gtzan_tfds import Builder, EmptySplitError, GtzanConfig, ManualDataError, song_splits
-from gtzan_tfds.audio_io import read_audio, to_int16
+from core.audio import float_to_int16
+from core.errors import EmptySplitError, ManualDataError
+from gtzan_tfds import Builder, GtzanConfig, song_splits
+from gtzan_tfds.audio_io import read_audio
 from gtzan_tfds.constants import GENRES, SAMPLE_RATE
 from gtzan_tfds.synthetic_audio import generate_song
 
@@ -68,9 +69,8 @@ def tfrecord_bytes(builder) -> int:
     return sum(p.stat().st_size for p in Path(builder.data_dir).glob("*.tfrecord-*"))
 
 
-def run_cli(args, cwd, timeout=300) -> subprocess.CompletedProcess:
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
-    env.pop("TFDS_DATA_DIR", None)
+def run_cli(args, cwd, env, timeout=300) -> subprocess.CompletedProcess:
+    """`tfds ARGS` in `cwd` with `env` (the repo_env fixture: this checkout's code)."""
     return subprocess.run(
         [str(TFDS_CLI), *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout
     )
@@ -120,10 +120,10 @@ def tiny(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def cli_default(tmp_path_factory, repo_root):
+def cli_default(tmp_path_factory, repo_root, repo_env):
     """`tfds build gtzan_tfds` with no config and no download, as on a fresh machine."""
     data_dir = tmp_path_factory.mktemp("cli_default")
-    proc = run_cli(["build", "gtzan_tfds", "--data_dir", str(data_dir)], cwd=repo_root)
+    proc = run_cli(["build", "gtzan_tfds", "--data_dir", str(data_dir)], repo_root, repo_env)
     return proc, data_dir
 
 
@@ -135,11 +135,11 @@ def cli_synthetic(cli_default):
 
 
 @pytest.fixture(scope="module")
-def gtzan_sample(tmp_path_factory, repo_root, gtzan_sample_dir):
+def gtzan_sample(tmp_path_factory, repo_root, repo_env, gtzan_sample_dir):
     """The `gtzan` config of the 50-clip sample, built by the CLI as a user would."""
     data_dir = tmp_path_factory.mktemp("gtzan_cli")
     proc = run_cli(["build", "gtzan_tfds", "--config", "gtzan", "--manual_dir",
-                    str(gtzan_sample_dir), "--data_dir", str(data_dir)], cwd=repo_root)
+                    str(gtzan_sample_dir), "--data_dir", str(data_dir)], repo_root, repo_env)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     return Builder(config="gtzan", data_dir=str(data_dir))
 
@@ -269,7 +269,7 @@ def test_gtzan_sample_random_split(gtzan_sample, gtzan_sample_dir):
             if sid.endswith(".00000"):
                 genre = sid.split(".")[0]
                 rel = f"genres/{genre}/{sid}.wav"
-                decoded = to_int16(read_audio(gtzan_sample_dir / rel))
+                decoded = float_to_int16(read_audio(gtzan_sample_dir / rel))
                 np.testing.assert_array_equal(ex["audio"], decoded)
                 assert ex["filename"].decode() == rel
                 assert ex["duration_seconds"] == pytest.approx(len(ex["audio"]) / SAMPLE_RATE)
@@ -375,7 +375,7 @@ def test_wrong_manual_dir_says_what_layout_is_expected(tmp_path, case):
     assert str(manual or tmp_path / "d" / "downloads" / "manual") in message
 
 
-def test_killed_build_leaves_no_dataset_that_loads(tmp_path):
+def test_killed_build_leaves_no_dataset_that_loads(tmp_path, repo_env):
     """SIGKILL mid-generation: only TFDS's incomplete.* folder is left; a rerun builds."""
     script = f"""
 import os, signal
@@ -392,7 +392,7 @@ Builder(config=GtzanConfig(name="killed", songs_per_genre=3, clip_seconds=1.0),
         data_dir={str(tmp_path)!r}).download_and_prepare()
 """
     proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
-                          timeout=300, env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"))
+                          timeout=300, env=repo_env)
     assert proc.returncode == -9, proc.stderr[-2000:]
     config_dir = tmp_path / "gtzan_tfds" / "killed"
     leftovers = [p.name for p in config_dir.iterdir()]
@@ -409,35 +409,81 @@ Builder(config=GtzanConfig(name="killed", songs_per_genre=3, clip_seconds=1.0),
 
 # --- the `tfds build` CLI -----------------------------------------------------------------------
 def test_cli_without_config_builds_synthetic_and_explains_the_download(cli_default):
+    """A fresh machine: `tfds build gtzan_tfds` builds what needs no download, exits 0 and
+    says how to build the rest. TFDS builds every BUILDER_CONFIGS entry when no config is
+    named; the configs that need a manual dir are not among them (found by name only)."""
     proc, data_dir = cli_default
     out = proc.stdout + proc.stderr
     assert proc.returncode == 0, out[-3000:]
     assert "Traceback" not in out
-    assert "Skipped gtzan_tfds/gtzan, gtzan_tfds/fault_filtered" in out
-    assert "--manual_dir" in out and "genres/<genre>/<genre>.000NN.au" in out
-    assert Builder(config="synthetic", data_dir=str(data_dir)).is_prepared()
-    for name in ("gtzan", "fault_filtered"):
+    assert "Built the gtzan_tfds configs that need no download" in out
+    assert "tfds build gtzan_tfds --config gtzan --manual_dir" in out
+    assert "marsyas.info" in out and "archive.zip" in out
+    for name in ("synthetic", "synthetic_small"):
+        assert Builder(config=name, data_dir=str(data_dir)).is_prepared()
+    for name in ("gtzan", "fault_filtered", "folder"):
         assert not Builder(config=name, data_dir=str(data_dir)).is_prepared()
+        assert f"gtzan_tfds/{name}/" not in out  # not attempted
 
 
-def test_cli_named_real_config_without_download_fails_cleanly(tmp_path, repo_root):
+def test_cli_named_real_config_without_download_fails_cleanly(tmp_path, repo_root, repo_env):
     proc = run_cli(["build", "gtzan_tfds", "--config", "gtzan", "--data_dir", str(tmp_path)],
-                   cwd=repo_root)
+                   repo_root, repo_env)
     out = proc.stdout + proc.stderr
     assert proc.returncode == 1, out[-3000:]
     assert "Traceback" not in out
-    assert "ERROR: cannot build gtzan_tfds/gtzan: Manual directory" in out, out[-3000:]
+    manual = tmp_path / "downloads" / "manual"
+    assert f"Manual directory {manual} does not exist or is empty." in out, out[-3000:]
     assert "--manual_dir" in out and "genres_original/<genre>/<genre>.000NN.wav" in out
+    message = proc.stderr[proc.stderr.index("Manual directory"):]
+    assert message.count("\n") < 50  # one screen
+
+
+def test_cli_too_small_download_fails_cleanly(tmp_path, repo_root, repo_env):
+    download = small_download(tmp_path / "m", ("blues",), per_genre=1)
+    proc = run_cli(["build", "gtzan_tfds", "--config", "gtzan", "--manual_dir", str(download),
+                    "--data_dir", str(tmp_path / "d")], repo_root, repo_env)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 1 and "Traceback" not in out, out[-3000:]
+    assert "gtzan_tfds/gtzan: split 'validation' is empty: the download has too few" in out
+
+
+def test_configs_are_found_by_name():
+    """The configs outside BUILDER_CONFIGS are full configs to TFDS: built, loaded, listed."""
+    assert [c.name for c in Builder.BUILDER_CONFIGS] == ["synthetic", "synthetic_small"]
+    assert [c.name for c in Builder.MANUAL_CONFIGS] == ["gtzan", "fault_filtered", "folder"]
+    assert set(Builder.builder_configs) == {c.name for c in Builder.BUILDER_CONFIGS
+                                            + Builder.MANUAL_CONFIGS}
+    for name in ("gtzan", "fault_filtered", "folder"):
+        builder = tfds.builder(f"gtzan_tfds/{name}", data_dir="/nonexistent")
+        assert isinstance(builder, Builder)  # the code, not a read-only builder from files
+        assert builder.builder_config is Builder.builder_configs[name]
+    assert Builder(config="synthetic", data_dir="/nonexistent").builder_config.name == "synthetic"
+    assert tfds.builder("gtzan_tfds", data_dir="/nonexistent").builder_config.name == "synthetic"
+    with pytest.raises(ValueError, match="Cannot name a custom BuilderConfig the same"):
+        Builder(config=GtzanConfig(name="gtzan", source="manual"), data_dir="/nonexistent")
 
 
 def test_package_import_registers_the_builder():
     assert "gtzan_tfds" in tfds.list_builders(with_community_datasets=False)
-    assert [c.name for c in Builder.BUILDER_CONFIGS] == ["synthetic", "synthetic_small", "gtzan", "fault_filtered"]
     assert gtzan_tfds.Builder is Builder
     big = GtzanConfig(name="synthetic_x10", songs_per_genre=160)
     assert Builder(config=big, data_dir="/nonexistent").builder_config.songs_per_genre == 160
     with pytest.raises(ValueError):
         GtzanConfig(name="bad", source="synthetic", split_lists="filtered")
+
+
+def test_importing_the_package_is_cheap_and_changes_nothing(tmp_path, repo_root, repo_env):
+    """Run from elsewhere, as Beam workers and the `tfds` CLI's later imports are: repo_env
+    puts this checkout's code first, not an installed copy."""
+    script = ("import os, sys; env = dict(os.environ); import gtzan_tfds, core; "
+              "assert 'tensorflow' not in sys.modules, 'TensorFlow imported'; "
+              "assert dict(os.environ) == env, 'environment changed'; "
+              "print(gtzan_tfds.__file__, core.__file__)")
+    proc = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, env=repo_env,
+                          check=True, timeout=120, capture_output=True, text=True)
+    for path in proc.stdout.split():
+        assert Path(path).is_relative_to(repo_root), path
 
 
 def test_folder_metadata_follows_the_tfds_convention(repo_root):
@@ -452,3 +498,29 @@ def test_folder_metadata_follows_the_tfds_convention(repo_root):
     info = Builder(config="synthetic", data_dir="/nonexistent").info
     assert info.citation.strip() == metadata.citation.strip()
     assert "Kereliuk, Sturm & Larsen" in info.description
+
+
+def test_debug_build_capped_per_split_has_no_report(tmp_path):
+    """`--max_examples_per_split` stops generation early: no report, no parts left behind."""
+    builder = Builder(config=GtzanConfig(name="capped", songs_per_genre=3, clip_seconds=1.0),
+                      data_dir=str(tmp_path))
+    builder.download_and_prepare(
+        download_config=tfds.download.DownloadConfig(max_examples_per_split=2))
+    assert builder.info.splits["train"].num_examples == 2
+    assert sorted(p.name for p in Path(builder.data_dir).iterdir()
+                  if not p.name.startswith(("gtzan_tfds-", "dataset_info", "features"))) == [
+        "label.labels.txt"]
+
+
+def test_bench_measures_a_build(tmp_path, repo_root, repo_env):
+    config = json.dumps({"name": "synthetic_bench", "songs_per_genre": 3, "clip_seconds": 1.0})
+    proc = subprocess.run(
+        [sys.executable, "-m", "gtzan_tfds.bench", "build", "--config", config,
+         "--data-dir", str(tmp_path)],
+        cwd=repo_root, env=repo_env, capture_output=True, text=True, timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    figures = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert figures["songs"] == 30 and figures["beam"] is None
+    assert figures["songs_per_s"] > 0 and figures["peak_rss_tree_mib"] > 100
+    assert (tmp_path / "tfds_build.log").is_file()

@@ -8,8 +8,10 @@ import numpy as np
 import pytest
 import soundfile as sf
 
+from core.audio import float_to_int16 as to_int16
+from core.errors import AudioDecodeError
 from gtzan_tfds import audio_io, synthetic_audio
-from gtzan_tfds.audio_io import AudioDecodeError, read_audio, to_int16
+from gtzan_tfds.audio_io import read_audio
 from gtzan_tfds.constants import GENRES, SAMPLE_RATE
 
 SR = SAMPLE_RATE
@@ -203,9 +205,22 @@ def test_synthetic_rejects_bad_arguments():
         synthetic_audio.generate_song("blues", 0, clip_seconds=0)
 
 
-def test_resample_rejects_bad_rates():
-    with pytest.raises(ValueError):
-        audio_io.resample(np.zeros(10, np.float32), 0, SR)
+def test_a_rate_the_resampler_refuses_is_a_decode_error(tmp_path):
+    # 44,101 Hz -> 22,050 Hz reduces to 22050/44101: core.resample refuses so huge a kernel.
+    path = _wav(tmp_path / "odd_rate.wav", _tone(0.1, sr=44_101), sr=44_101)
+    _expect_error(path, "cannot resample 44101 Hz")
+
+
+def test_decoder_resamples_with_the_projects_resampler(tmp_path):
+    """One resampler in the project: the decoder's output is core.resample's, to the sample."""
+    import tensorflow as tf
+
+    from core.resample import resample
+
+    x = _tone(1.0, sr=44_100)
+    path = _wav(tmp_path / "t.wav", x, sr=44_100, subtype="FLOAT")
+    expected = resample(tf.constant(x, tf.float32), 44_100, SR).numpy()
+    np.testing.assert_allclose(read_audio(path), np.clip(expected, -1, 1), atol=1e-6)
 
 
 def test_supported_extensions_cover_the_common_formats():

@@ -1,12 +1,17 @@
-"""gtzan_tfds.song_splits (song-level splits) and gtzan_tfds.manual_data (download layouts)."""
+"""gtzan_tfds.song_splits (song-level splits), gtzan_tfds.manual_data (download layouts), and
+reading a manual dir and writing the build report through tf.io.gfile."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import numpy as np
 import pytest
 
+from core.errors import ManualDataError
 from gtzan_tfds import manual_data, song_splits
 from gtzan_tfds.constants import GENRES
-from gtzan_tfds.manual_data import EXPECTED_LAYOUT, ManualDataError, locate_songs
+from gtzan_tfds.manual_data import EXPECTED_LAYOUT, locate_songs
 from gtzan_tfds.song_splits import SPLITS
 
 
@@ -90,7 +95,7 @@ def test_layouts_are_found(tmp_path, layout):
     songs = locate_songs(tmp_path)
     assert sorted(songs) == sorted(_ids(2))
     song = songs["rock.00001"]
-    assert song.genre == "rock" and song.path.is_file()
+    assert song.label == "rock" and Path(song.path).is_file()
     assert song.relpath == layout.format(g="rock", i=1)
 
 
@@ -111,7 +116,7 @@ def test_archives_are_extracted_only_without_unpacked_songs(tmp_path):
     calls = []
 
     def extract(archive):
-        calls.append(archive.name)
+        calls.append(Path(archive).name)
         out = tmp_path / "extracted"
         _touch(out, "genres/jazz/jazz.00001.au")
         return out
@@ -145,3 +150,55 @@ def test_parse_song_name():
     assert manual_data.parse_song_name("hiphop.00001.WAV") == ("hiphop.00001", "hiphop")
     for bad in ("blues.42.au", "funk.00001.wav", "blues.00001.txt", "._blues.00001.au"):
         assert manual_data.parse_song_name(bad) is None
+
+
+# --- a manual dir on another file system --------------------------------------------------------
+def _copy_to_ram(local_root: Path, name: str) -> str:
+    """Copies a folder to TensorFlow's in-memory file system (ram://), a stand-in for gs://."""
+    import tensorflow as tf
+
+    root = f"ram://{name}"
+    for path in sorted(local_root.rglob("*")):
+        target = f"{root}/{path.relative_to(local_root).as_posix()}"
+        if path.is_dir():
+            tf.io.gfile.makedirs(target)
+        else:
+            tf.io.gfile.makedirs(target.rsplit("/", 1)[0])
+            tf.io.gfile.copy(str(path), target, overwrite=True)
+    return root
+
+
+def test_songs_are_found_and_decoded_through_tf_io_gfile(tmp_path, repo_root):
+    """Nothing reads the manual dir with `os`/`open`: a non-local path works as a local one."""
+    from gtzan_tfds import folder_data
+    from gtzan_tfds.audio_io import read_audio
+
+    dummy = repo_root / "gtzan_tfds" / "dummy_data"
+    ram = _copy_to_ram(dummy / "gtzan", "gtzan_manual")
+    songs = locate_songs(ram)
+    local = locate_songs(dummy / "gtzan")
+    assert sorted(songs) == sorted(local) and songs["blues.00001"].path.startswith("ram://")
+    np.testing.assert_array_equal(read_audio(songs["blues.00001"].path),
+                                  read_audio(local["blues.00001"].path))
+    labels, music = folder_data.locate_labelled_songs(_copy_to_ram(dummy / "folder", "music"))
+    assert labels == ["brass", "drums", "keys"] and "keys/chord_0" in music
+    assert len(read_audio(music["keys/chord_0"].path)) == round(0.2 * 22_050)
+
+
+def test_build_report_parts_go_through_tf_io_gfile():
+    from gtzan_tfds import build_report
+
+    data_dir = "ram://report_data_dir"
+    bad = ("genres/rock/rock.00001.wav", "empty file (0 bytes)")
+    for split in SPLITS:
+        skipped = (bad,) if split == "test" else ()
+        build_report.write_part(data_dir, build_report.SplitOutcome(split, 3, skipped, ()))
+    report = build_report.assemble(data_dir, "gtzan_tfds/x", {"train": 3, "validation": 3,
+                                                              "test": 2})
+    assert build_report.read(data_dir) == report
+    assert report["skipped"] == [{"file": "genres/rock/rock.00001.wav",
+                                  "reason": "empty file (0 bytes)"}]
+    with pytest.raises(AssertionError, match="3 songs assigned, but TFDS wrote 3 examples and 1"):
+        for split in SPLITS:
+            build_report.write_part(data_dir, build_report.SplitOutcome(split, 3, (bad,), ()))
+        build_report.assemble(data_dir, "gtzan_tfds/x", {s: 3 for s in SPLITS})

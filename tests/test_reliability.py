@@ -367,7 +367,7 @@ def test_missing_manual_dir_is_named(tmp_path, capsys):
                                     "--data-dir", tmp_path / "data", "--model", "svc", "--transform",
                                     "mfcc", "--run-dir", tmp_path / "run"], capsys)
     assert code == 2
-    assert f"error: Manual directory {tmp_path / 'nope'} does not exist." in err
+    assert f"error: Manual directory {tmp_path / 'nope'} does not exist or is empty." in err
     assert "--manual_dir" in err and "genres/<genre>/<genre>.000NN.au" in err
     assert not (tmp_path / "run").exists()  # nothing written: the same run dir works once fixed
 

@@ -97,16 +97,19 @@ def _built_copy(name: str, data_dir: Optional[str]) -> Optional[Path]:
 def build_command(dataset_cfg: DatasetConfig, manual_dir: Optional[str] = None) -> str:
     """The ``tfds build`` command line that prepares ``dataset_cfg``."""
     parts = ["tfds", "build", "gtzan_tfds", "--config", dataset_cfg.name]
-    if _needs_download(dataset_cfg):
-        parts += ["--manual_dir", manual_dir or "/path/to/gtzan"]
+    source = _source(dataset_cfg)
+    if source != "synthetic":
+        placeholder = "/path/to/music" if source == "folder" else "/path/to/gtzan"
+        parts += ["--manual_dir", manual_dir or placeholder]
     if dataset_cfg.data_dir:
         parts += ["--data_dir", dataset_cfg.data_dir]
     return " ".join(shlex.quote(p) for p in parts)
 
 
-def _needs_download(dataset_cfg: DatasetConfig) -> bool:
+def _source(dataset_cfg: DatasetConfig) -> str:
+    """Where the config's songs come from: "synthetic", "manual" (GTZAN) or "folder"."""
     config = builder_for(dataset_cfg).builder_config
-    return getattr(config, "source", "manual") != "synthetic"
+    return getattr(config, "source", "manual")
 
 
 def ensure_built(dataset_cfg: DatasetConfig):
@@ -122,7 +125,7 @@ def ensure_built(dataset_cfg: DatasetConfig):
     builder = builder_for(dataset_cfg)
     if builder.is_prepared():
         return builder
-    if not _needs_download(dataset_cfg):
+    if _source(dataset_cfg) == "synthetic":
         builder.download_and_prepare()
     elif dataset_cfg.manual_dir:
         builder.download_and_prepare(
@@ -132,7 +135,8 @@ def ensure_built(dataset_cfg: DatasetConfig):
         where = dataset_cfg.data_dir or "the TFDS default data dir (~/tensorflow_datasets)"
         raise DatasetNotBuiltError(
             f"gtzan_tfds/{dataset_cfg.name} is not built in {where}. It needs your download "
-            "(GTZAN: genres/<genre>/<genre>.000NN.au or .wav, the archive itself also works). "
+            "(GTZAN: genres/<genre>/<genre>.000NN.au or .wav, the archive itself also works; "
+            "the folder config: <label>/<song file>). "
             f"Build it with:\n    {build_command(dataset_cfg)}\n"
             "or pass its location (--manual-dir) so that it is built on first use."
         )
