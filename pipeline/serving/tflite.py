@@ -85,6 +85,9 @@ def convert_window_model(predictor, path: os.PathLike | str) -> dict:
 
 
 def _convert(fn, spec, ops) -> bytes:
+    # Without ``trackable_obj`` (TF warns the path is deprecated): given the Keras model, TF
+    # 2.17 converts through a temporary SavedModel and aborts the process (C++ abort, measured
+    # on the mfcc window model) where this path converts.
     converter = tf.lite.TFLiteConverter.from_concrete_functions([fn.get_concrete_function(spec)])
     converter.target_spec.supported_ops = ops
     return converter.convert()
