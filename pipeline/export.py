@@ -29,6 +29,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--tflite", action="store_true",
                         help="also write DIR/window_model.tflite (the window-level part)")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing DIR")
+    parser.add_argument("--check", nargs="+", metavar="AUDIO",
+                        help="then run the export on these files: differences to pipeline.predict "
+                             "and median latency (of --repeats calls)")
+    parser.add_argument("--repeats", type=int, default=5, help="timed calls per --check file")
     return parser
 
 
@@ -43,6 +47,10 @@ def main(argv=None) -> int:
         t = info["tflite"]
         print(f"{args.out}/{t['file']}: {t['input']} {t['input_shape']} in, probabilities out; "
               f"ops: {t['ops']}; {t['bytes'] / 1e6:.2f} MB")
+    if args.check:
+        from pipeline.serving.checking import check_export, format_rows
+
+        print(format_rows(check_export(args.out, args.run, args.check, args.repeats)))
     return 0
 
 
