@@ -47,6 +47,8 @@ def main(argv=None) -> int:
         t = info["tflite"]
         print(f"{args.out}/{t['file']}: {t['input']} {t['input_shape']} in, probabilities out; "
               f"ops: {t['ops']}; {t['bytes'] / 1e6:.2f} MB")
+        for failure in t["not_converted"]:  # the converter logs its own error for these
+            print(f"  (tried first, did not convert: {failure})")
     if args.check:
         from pipeline.serving.checking import check_export, format_rows
 

@@ -7,8 +7,8 @@ and devices use) and picks it with ``tf.switch_case``; any other rate fails with
 ``tf.debugging`` assertion that lists the supported ones.  Each branch resamples to 22,050 Hz,
 the rate ``pipeline.predict`` decodes every file to (``gtzan_tfds.audio_io.read_audio``), and
 clips to [-1, 1] as that decoder does; the run's own rate is reached from there by the same
-``resample`` call prediction makes.  The kernels of all eight branches weigh ~4 MB in the
-SavedModel.
+``resample`` call prediction makes.  The seven resampling kernels weigh 3.6 MB (float32), most of
+a 4.8 MB export of a small cnn1d.
 """
 
 from __future__ import annotations
