@@ -117,9 +117,15 @@ def test_saved_model_in_a_clean_process_matches_predict(run_fixture, request, tm
     assert "too short" in got["errors"]["empty"]
 
 
-def test_export_writes_its_metadata_and_keeps_an_existing_export(data_run, tmp_path):
+def test_export_writes_its_metadata_and_keeps_an_existing_export(data_run, tmp_path, capsys,
+                                                                  gtzan_sample_dir):
     out = tmp_path / "export"
-    assert export.main(["--run", str(data_run), "--out", str(out)]) == 0
+    clip = gtzan_sample_dir / "genres" / "hiphop" / "hiphop.00002.wav"
+    assert export.main(["--run", str(data_run), "--out", str(out), "--check", str(clip),
+                        "--repeats", "1"]) == 0
+    row = capsys.readouterr().out.splitlines()[-1].split()  # the --check row of the clip
+    assert row[0] == "hiphop.00002.wav" and row[1] == "22050" and row[7] == "same"
+    assert float(row[5]) < 1e-5 and float(row[6]) < 1e-5  # window and song differences
     meta = json.loads((out / "assets.extra" / "gtzan_stream.json").read_text())
     assert meta["approach"] == "cnn1d" and meta["class_names"][0] == "blues"
     assert 44100 in meta["supported_sample_rates"] and meta["window_seconds"] == 1.5
