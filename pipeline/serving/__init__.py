@@ -4,6 +4,7 @@
     saved_model.py    the served graph (tf.Module): audio + rate -> window/song probabilities
     exporting.py      run directory -> SavedModel directory (+ TFLite), written atomically
     tflite.py         the window-level part as TFLite, and what converts
+    checking.py       an export beside pipeline.predict: differences and latency (--check)
     web.py            the Flask app behind ``python -m pipeline.serve`` (one page to try a run)
 
 It sits on top of ``experiments`` (``Predictor`` loads the run, ``prediction`` predicts a file
