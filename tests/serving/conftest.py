@@ -13,11 +13,17 @@ FAST = ["--window-seconds", "1.5", "--step-seconds", "1.5", "--epochs", "2", "--
         "--dataset-config", "synthetic_small"]
 
 
-def _train(tmp_path_factory, data_dir, name, *flags):
-    from pipeline import train
+def _train(tmp_path_factory, data_dir, name, *extra):
+    """What ``python -m pipeline.train`` does with these flags, less its process-wide
+    ``configure_determinism`` (irreversible: it would change the tests that run after these)."""
+    from pipeline.cli import flags
+    from pipeline.experiments.training import train_run
+    from pipeline.train import build_parser
 
     run = tmp_path_factory.mktemp("serving_runs") / name
-    assert train.main([*FAST, "--data-dir", data_dir, "--run-dir", str(run), *flags]) == 0
+    args = build_parser().parse_args([*FAST, "--data-dir", data_dir, "--run-dir", str(run), *extra])
+    cfg = flags.pipeline_config_from_args(args).validate()
+    train_run(cfg, flags.train_config_from_args(args).validate(), run, verbose=0)
     return run
 
 
