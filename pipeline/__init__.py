@@ -4,5 +4,7 @@
     experiments/   training, evaluation, run directories, metrics, reports and plots
     benchmark/     speed and memory measurements of the graph
     cli/           flags and error exits shared by the entry points
-    train.py, evaluate.py, predict.py, compare.py, bench.py   thin CLIs (python -m pipeline.X)
+    serving/       a run as a SavedModel / TFLite file, and the web page to try it
+    train.py, evaluate.py, predict.py, compare.py, bench.py, export.py, serve.py
+                   thin CLIs (python -m pipeline.X)
 """
