@@ -5,7 +5,7 @@ cases other files already prove (the builder's bad files and killed build in tes
 the missing dataset and invalid values in test_cli.py, the killed tuning search in
 test_tuning.py, tf.data order in test_dataset.py) are referenced there, not repeated here.
 
-CLI errors are checked through `cli_common.run_cli`, the function every `python -m ...` entry
+CLI errors are checked through `pipeline.cli.entry.run_cli`, the function every `python -m ...` entry
 point calls: an exception it does not turn into an "error: ..." line escapes it, which is
 exactly what prints a traceback in a terminal (test_cli.py and the subprocess tests here check
 the real entry points). Everything runs on gtzan_tfds/synthetic_small with 1.5 s windows.

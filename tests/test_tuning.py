@@ -305,6 +305,24 @@ def test_resume_repairs_what_a_kill_between_two_writes_leaves(small_data_dir, tm
     assert sorted(begins) == ["0", "1", "2"]  # nothing ran twice
 
 
+def test_an_end_a_kill_kept_from_the_log_is_recovered_on_resume(small_data_dir, tmp_path):
+    """Killed after the oracle ended trial 0 but before its "end" line was appended: the resume
+    logs it (``recovered``), so the log still has one end per finished trial."""
+    from tuning.search import main
+
+    assert main(search_args(small_data_dir, tmp_path, "--no-retrain", max_trials=1)) == 0
+    project = tmp_path / "p"
+    log = project / "trial_events.jsonl"
+    log.write_text("".join(line + "\n" for line in log.read_text().splitlines()
+                           if json.loads(line)["event"] != "end"))
+    assert main(search_args(small_data_dir, tmp_path, "--no-retrain", max_trials=2)) == 0
+    ends = [e for e in read_events(project) if e["event"] == "end"]
+    assert sorted(e["trial_id"] for e in ends) == ["0", "1"]
+    assert [e["trial_id"] for e in ends if e.get("recovered")] == ["0"]
+    begins = [e["trial_id"] for e in read_events(project) if e["event"] == "begin"]
+    assert sorted(begins) == ["0", "1"]  # trial 0 was not run again
+
+
 def test_changed_settings_refuse_to_resume(small_data_dir, tmp_path):
     from tuning.search import main
 

@@ -23,7 +23,7 @@ lose or repeat work (see its issues on reloading RUNNING trials):
    become failed trials (three failures in a row would stop keras_tuner's search).
 
 Every trial start and end is appended to ``<project>/trial_events.jsonl`` (trial id, tuner id,
-pid, status); the tests use it to check that no trial ran twice, and it shows which worker ran
+pid, status; an end a kill kept from the log is added with ``recovered`` on resume); the tests use it to check that no trial ran twice, and it shows which worker ran
 what in a distributed search.
 
 Distributed mode is keras_tuner's own (KERASTUNER_TUNER_ID / _ORACLE_IP / _ORACLE_PORT; see
@@ -49,6 +49,7 @@ from tuning.roles import is_chief, is_worker, serve_oracle
 EVENTS_FILE = "trial_events.jsonl"
 COMPLETED = trial_module.TrialStatus.COMPLETED
 RUNNING = trial_module.TrialStatus.RUNNING
+FAILED = trial_module.TrialStatus.FAILED
 
 
 def _is_local(path: str) -> bool:
@@ -110,7 +111,7 @@ class ResumableOracleMixin:
                 trial.status = COMPLETED  # reported its metrics, killed before it was ended
                 self.score_trial(trial)
                 self._save_trial(trial)
-            if trial.status in (COMPLETED, trial_module.TrialStatus.FAILED):
+            if trial.status in (COMPLETED, FAILED):
                 self._retry_queue.remove(trial_id)
                 if trial_id not in self.end_order:
                     self.end_order.append(trial_id)
@@ -186,6 +187,17 @@ class ResumableTunerMixin:
             self.oracle.reload()
         super()._populate_initial_space()
 
+    def _log_unlogged_ends(self) -> None:
+        """An "end" event (``recovered``) for each finished trial the log lacks one for: a kill
+        after the oracle ended a trial but before `on_trial_end` logged it."""
+        path = Path(self.project_dir) / EVENTS_FILE
+        lines = path.read_text().splitlines() if path.exists() else []
+        logged = {json.loads(line)["trial_id"] for line in lines
+                  if line.strip() and json.loads(line)["event"] == "end"}
+        for trial_id, trial in sorted(self.oracle.trials.items()):
+            if trial_id not in logged and trial.status in (COMPLETED, FAILED):
+                self._event(trial, "end", recovered=True)
+
     def save(self):
         if not is_worker():
             self.oracle.save()
@@ -196,6 +208,8 @@ class ResumableTunerMixin:
             keras_tuner.engine.base_tuner.BaseTuner.save(self)
 
     def search(self, *fit_args, **fit_kwargs):
+        if not is_worker():  # the oracle is here
+            self._log_unlogged_ends()
         if is_chief():
             if "verbose" in fit_kwargs:
                 self.oracle.verbose = fit_kwargs["verbose"]
@@ -205,9 +219,9 @@ class ResumableTunerMixin:
         super().search(*fit_args, **fit_kwargs)
 
     # --- bookkeeping -------------------------------------------------------------------------
-    def _event(self, trial, event: str) -> None:
+    def _event(self, trial, event: str, **extra) -> None:
         record = {"event": event, "trial_id": trial.trial_id, "tuner_id": self.tuner_id,
-                  "pid": os.getpid(), "time": time.time(), "status": trial.status}
+                  "pid": os.getpid(), "time": time.time(), "status": trial.status, **extra}
         if event == "end":
             try:
                 record["score"] = self.oracle.get_trial(trial.trial_id).score
