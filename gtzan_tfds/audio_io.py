@@ -84,10 +84,13 @@ def read_audio(
     data = _read_bytes(path)
     _check_header(path, ext, data, allow_truncated)
     format_name = _FORMATS[ext][0]
+    buffer = io.BytesIO(data)
     try:
-        samples, sr = sf.read(io.BytesIO(data), dtype="float32", always_2d=True)
+        samples, sr = sf.read(buffer, dtype="float32", always_2d=True)
     except (sf.LibsndfileError, RuntimeError, ValueError, TypeError) as e:
-        raise AudioDecodeError.for_file(path, f"undecodable {format_name}: {e}") from e
+        # libsndfile names what it read: the in-memory copy, not the file the user knows
+        reason = str(e).replace(repr(buffer), os.path.basename(path))
+        raise AudioDecodeError.for_file(path, f"undecodable {format_name}: {reason}") from e
     if samples.shape[0] == 0:
         raise AudioDecodeError.for_file(path, "no audio samples")
     if not np.isfinite(samples).all():

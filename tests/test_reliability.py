@@ -110,7 +110,7 @@ def keras_run(tmp_path_factory, small_data_dir) -> Path:
 
 # name -> (how to write it, seconds of audio predicted or None when refused, words of the error)
 AUDIO_CASES = {
-    "corrupt": (lambda p: corrupt_wav(p / "corrupt.wav"), None, ["undecodable WAV"]),
+    "corrupt": (lambda p: corrupt_wav(p / "corrupt.wav"), None, ["undecodable WAV: Error opening corrupt.wav: "]),
     "truncated": (lambda p: _half(write_wav(p / "half.wav", noise(4.0))), None,
                   ["truncated", "header declares", "--allow-truncated"]),
     "empty": (lambda p: _touch(p / "empty.wav", b""), None, ["empty file (0 bytes)"]),
