@@ -22,7 +22,7 @@ import tensorflow as tf
 from core.config import PipelineConfig, TrainConfig
 from pipeline.experiments import plots
 from pipeline.experiments.run_dir import RunDir
-from pipeline.stream.dataset import make_dataset
+from pipeline.stream.dataset import epoch_steps, make_dataset
 from pipeline.stream.transforms import TransformLayer, feature_shape
 
 
@@ -142,8 +142,9 @@ def fit_keras(cfg: PipelineConfig, train: TrainConfig, run: RunDir, num_classes:
     from models.registry import compile_model, get_approach
 
     approach = get_approach(train.model)
+    soft = cfg.augment.mixup_alpha > 0  # mixup: one-hot (soft) labels, categorical loss
     train_ds = make_dataset(cfg, "train", training=True)
-    val_ds = make_dataset(cfg, "validation", training=False)
+    val_ds = make_dataset(cfg, "validation", training=False, one_hot=soft)
     done = finished_epochs_in_backup(run) if run.backup_dir.exists() else 0
     resuming = done > 0
     if resuming:
@@ -158,10 +159,15 @@ def fit_keras(cfg: PipelineConfig, train: TrainConfig, run: RunDir, num_classes:
         if approach.pretrain is not None:
             approach.pretrain(model, train_ds, val_ds,
                               epochs=0 if resuming else train.pretrain_epochs, verbose=verbose)
-        compile_model(model, learning_rate=train.learning_rate, optimizer=train.optimizer)
+        compile_model(model, learning_rate=train.learning_rate, optimizer=train.optimizer,
+                      soft_labels=soft)
 
+    # One endless training stream, epochs counted in steps: Keras then keeps its iterator from
+    # epoch to epoch, so the next epoch's first windows are read while this one ends instead of
+    # after it (each new iterator waits for a block of windows: docs/performance.md).
     start = time.perf_counter()
-    model.fit(train_ds, validation_data=val_ds, epochs=train.epochs,
+    model.fit(train_ds.repeat(), steps_per_epoch=epoch_steps(cfg, "train"),
+              validation_data=val_ds, epochs=train.epochs,
               callbacks=_callbacks(train, run, resuming), verbose=verbose)
     seconds = time.perf_counter() - start
     if run.best_checkpoint.exists():  # the epoch with the best validation accuracy
