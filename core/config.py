@@ -175,8 +175,9 @@ class AugmentConfig:
         return self.time_masks > 0 or self.freq_masks > 0
 
     @property
-    def enabled(self) -> bool:
-        return self.random_offsets or self.gain_db > 0 or self.mixup_alpha > 0 or self.masks
+    def per_batch(self) -> bool:
+        """Whether batches are augmented (gain, mixup, masks); random offsets act per song."""
+        return self.gain_db > 0 or self.mixup_alpha > 0 or self.masks
 
 
 @dataclasses.dataclass

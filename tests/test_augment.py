@@ -18,6 +18,7 @@ from core.errors import ConfigError
 from pipeline.stream import augment
 from pipeline.stream.dataset import batches_from_songs, features_from_audio
 from pipeline.stream.transforms import feature_shape, make_transform
+from test_dataset import _collect as _epoch  # (features, labels, song ids) of one pass
 
 SR = 22_050
 WINDOW = WindowConfig(window_seconds=0.25, step_seconds=0.25)  # 5,512 samples, 11 frames
@@ -42,15 +43,6 @@ def _ds(songs) -> tf.data.Dataset:
 def _cfg(transform="mel", augment=ALL, **kw) -> PipelineConfig:
     return PipelineConfig(window=WINDOW, transform=TransformConfig(name=transform),
                           augment=augment, batch_size=16, **kw).validate()
-
-
-def _epoch(ds) -> tuple[np.ndarray, np.ndarray, list[str]]:
-    xs, ys, ids = [], [], []
-    for x, y, s in ds:
-        xs.append(x.numpy())
-        ys.append(y.numpy())
-        ids += [v.decode() for v in s.numpy()]
-    return np.concatenate(xs), np.concatenate(ys), ids
 
 
 SONGS = _songs(12)

@@ -106,3 +106,23 @@ def test_input_wait_is_measured_during_fit():
     assert r["stall_steps"] == 5  # 18 windows in batches of 4
     assert 0 < r["input_wait_fraction"] < 1 and r["stall_longest_wait_ms"] > 0
     assert "waiting for the next batch" in stall_line(r)
+
+
+def test_gpu_bench_loop_and_table_with_a_stand_in_device(monkeypatch):
+    """The --gpu loop on the CPU, with the GPU-only pieces replaced (no GPU here)."""
+    from pipeline.benchmark import gpu
+
+    monkeypatch.setattr(gpu, "require_gpu", lambda: "stand-in")
+    monkeypatch.setattr(gpu, "GPU_TRANSFORMS", ("mel",))
+    monkeypatch.setattr(gpu, "_on_gpu", lambda cfg, b: {
+        "output_device": "/job:localhost/replica:0/task:0/device:GPU:0", "on_gpu": True,
+        "gpu_alone_windows_per_s": 1.0})
+    window = WindowConfig(window_seconds=1.0, step_seconds=1.0)
+    make_cfg = lambda name, placement: PipelineConfig(  # noqa: E731
+        window=window, transform=TransformConfig(name=name), batch_size=4,
+        transform_placement=placement).validate()
+    result = gpu.run_gpu(make_cfg, _song_ds(3), rounds=1)
+    mel = result["transforms"]["mel"]
+    assert set(mel) == {"data+xla", "model+xla", "model", "gpu alone"}
+    assert all(mel[p]["windows"] == 9 for p in gpu.PLACEMENTS) and result["gpu_ops_on_gpu"]
+    assert "GPU:0" in gpu.gpu_table(result)

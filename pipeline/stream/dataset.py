@@ -268,7 +268,7 @@ def batches_from_songs(
         batches = per_song.rebatch(cfg.batch_size)
     finish = make_batch_fn(cfg, with_song_id=with_song_id, jit_compile=jit_compile,
                            training=training, num_classes=num_classes, one_hot=one_hot)
-    if training and cfg.augment.enabled:
+    if training and cfg.augment.per_batch:
         batches = tf.data.Dataset.zip(batches, augment.seed_stream(cfg.seed, augment.BATCH))
     batches = batches.map(finish, num_parallel_calls=AUTOTUNE, deterministic=True)
     return batches.prefetch(PREFETCH_BATCHES).with_options(_options())
@@ -299,7 +299,7 @@ def make_batch_fn(
     song_id])``.  Features are raw float32 windows when ``cfg.transform_placement == "model"``;
     int16 windows are converted inside the (XLA-compiled, ``jit_compile``) transform."""
     in_data = cfg.transform_placement == "data"
-    aug = cfg.augment if training and cfg.augment.enabled else None
+    aug = cfg.augment if training and cfg.augment.per_batch else None
     mixup = aug is not None and aug.mixup_alpha > 0
     if (mixup or one_hot) and not num_classes:
         raise ValueError("one-hot labels (mixup) need num_classes")
