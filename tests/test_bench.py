@@ -126,3 +126,20 @@ def test_gpu_bench_loop_and_table_with_a_stand_in_device(monkeypatch):
     assert set(mel) == {"data+xla", "model+xla", "model", "gpu alone"}
     assert all(mel[p]["windows"] == 9 for p in gpu.PLACEMENTS) and result["gpu_ops_on_gpu"]
     assert "GPU:0" in gpu.gpu_table(result)
+
+
+def test_peak_rss_is_this_programs_own_and_arenas_can_be_capped():
+    """A child's peak must not inherit its parent's (ru_maxrss does, across exec)."""
+    import sys as _sys
+
+    from core.malloc import limit_arenas
+    from pipeline.benchmark.memory import peak_rss_kb
+
+    if not _sys.platform.startswith("linux"):
+        pytest.skip("VmHWM and glibc's mallopt are Linux's")
+    code = "from pipeline.benchmark.memory import peak_rss_kb; print(peak_rss_kb())"
+    ballast = np.ones(300 * 2**20 // 8)  # 300 MB resident in this process  # noqa: F841
+    child = subprocess.run([_sys.executable, "-c", code], cwd=ROOT, capture_output=True,
+                           text=True, timeout=60, check=True)
+    assert float(child.stdout) < peak_rss_kb() - 250 * 1024
+    assert limit_arenas() is True

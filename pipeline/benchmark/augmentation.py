@@ -49,6 +49,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--epochs", type=int, default=30)
     parser.add_argument("--patience", type=int, default=8)
     parser.add_argument("--only", default=None, help="MODEL:TRANSFORM to run just that approach")
+    parser.add_argument("--conditions", default=None,
+                        help=f"comma-separated subset of {', '.join(CONDITIONS)}")
     return parser
 
 
@@ -60,6 +62,8 @@ def run_study(args) -> list[dict[str, Any]]:
         if args.only and args.only != f"{model}:{transform}":
             continue
         for condition in conditions:
+            if args.conditions and condition not in args.conditions.split(","):
+                continue
             for seed in range(1, args.seeds + 1):
                 cfg = PipelineConfig(
                     dataset=DatasetConfig(args.dataset_config, args.data_dir, args.manual_dir),
