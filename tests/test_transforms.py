@@ -331,3 +331,13 @@ def test_int16_windows_give_the_features_of_their_float_values():
         np.testing.assert_allclose(fn(tf.constant(pcm)).numpy(),
                                    fn(tf.constant(pcm.astype(np.float32) / 32768)).numpy(),
                                    atol=1e-4)
+
+
+def test_dct_matrix_is_scipys_orthonormal_dct():
+    import scipy.fft
+
+    from pipeline.stream.transforms import dct_matrix
+
+    x = np.random.default_rng(4).standard_normal((6, 40)).astype(np.float32) * 30
+    np.testing.assert_allclose(x @ dct_matrix(40, 13),
+                               scipy.fft.dct(x, type=2, norm="ortho")[:, :13], atol=1e-4)
