@@ -216,3 +216,46 @@ def test_repeated_training_stream_reshuffles_each_epoch():
     for e in ids:
         assert collections.Counter(e) == {f"{i:03d}": 10 for i in range(12)}
     assert ids[0] != ids[1]
+
+
+@pytest.mark.parametrize("transform", ["stft", "mel", "raw", "fft"])
+def test_masks_only_on_the_time_frequency_transforms(transform):
+    """stft/mel: the plain transform, then spec_masks (after the dB); raw/fft: masks ignored."""
+    cfg = _cfg(transform, AugmentConfig(time_masks=2, time_mask_frames=4, freq_masks=2,
+                                        freq_mask_bins=4))
+    windows = tf.constant(np.random.default_rng(1).standard_normal((8, 5512)).astype(np.float32))
+    seed = tf.constant([7, 8], tf.int64)
+    plain = make_transform(cfg.transform, SR)(windows)
+    ours = augment.masked_transform(cfg)(windows, seed).numpy()
+    if transform in augment.MASKED_TRANSFORMS:
+        np.testing.assert_allclose(ours, augment.spec_masks(plain, cfg.augment, seed).numpy())
+        assert not np.allclose(ours, plain.numpy())
+    else:
+        np.testing.assert_array_equal(ours, plain.numpy())
+
+
+def test_random_gain_scales_each_window_by_one_factor_within_the_range():
+    windows = tf.constant(np.random.default_rng(2).uniform(0.5, 1.0, (256, 100)).astype(np.float32))
+    out = augment.random_gain(windows, 6.0, tf.constant([1, 2], tf.int64)).numpy()
+    ratio_db = 20 * np.log10(out / windows.numpy())
+    np.testing.assert_allclose(ratio_db, ratio_db[:, :1] * np.ones((1, 100)), atol=1e-4)
+    assert ratio_db.min() >= -6.0 - 1e-4 and ratio_db.max() <= 6.0 + 1e-4
+    assert ratio_db.min() < -4 and ratio_db.max() > 4  # spread over the range, both ways
+
+
+def test_mixup_mixes_waveforms_and_labels_with_the_same_weights():
+    batch = 64
+    waves = tf.constant(np.random.default_rng(3).standard_normal((batch, 50)).astype(np.float32))
+    labels = tf.eye(batch)  # every row its own class: the mixed label names partner and weight
+    lam, partner = augment.mixup_weights(batch, 0.4, tf.constant([4, 5], tf.int64))
+    x, y = augment.mix(waves, lam, partner).numpy(), augment.mix(labels, lam, partner).numpy()
+    lam, partner = lam.numpy(), partner.numpy()
+    assert sorted(partner) == list(range(batch)) and np.all((lam >= 0) & (lam <= 1))
+    np.testing.assert_allclose(y.sum(axis=1), 1.0, atol=1e-6)
+    w = waves.numpy()
+    for i in range(batch):
+        np.testing.assert_allclose(x[i], lam[i] * w[i] + (1 - lam[i]) * w[partner[i]], atol=1e-5)
+        if partner[i] != i:
+            assert y[i, i] == pytest.approx(lam[i]) and y[i, partner[i]] == pytest.approx(1 - lam[i])
+    # Beta(0.4, 0.4) puts most weight near 0 and 1, with mean 1/2
+    assert 0.3 < lam.mean() < 0.7 and np.mean((lam < 0.2) | (lam > 0.8)) > 0.4
