@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: venv demo test test-all bench clean
+.PHONY: venv demo test test-all bench bench-gpu clean
 
 $(STAMP): setup.cfg pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -29,6 +29,11 @@ test-all: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) -m pipeline.bench --quick --json bench.json
+
+# On a machine with a GPU (and a CUDA build of TensorFlow): every transform and placement on
+# the GPU, and a check that the transform ops run there; writes bench_gpu.json (< 4 minutes).
+bench-gpu: $(STAMP)
+	$(PY) -m pipeline.bench --gpu --json bench_gpu.json
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache

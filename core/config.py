@@ -144,14 +144,55 @@ class TransformConfig:
 
 
 @dataclasses.dataclass
+class AugmentConfig:
+    """Augmentation of the training stream (``pipeline.stream.augment``); never applied to
+    evaluation, prediction or the scikit-learn approaches (which fit on the fixed grid).
+
+    Every random draw is stateless and seeded from ``PipelineConfig.seed``, different in each
+    epoch.  Masks act on the time-frequency transforms (stft, mel; mfcc: on its log-mel before
+    the DCT) and are ignored for raw, fft and musicnn.  Defaults: measured on the real 50-clip
+    sample, docs/augmentation.md.
+    """
+
+    random_offsets: bool = False  # windows start anywhere in the song, drawn again each epoch
+    gain_db: float = 0.0  # random gain, uniform in [-gain_db, +gain_db] dB per window; 0 = off
+    mixup_alpha: float = 0.0  # mixup of window pairs (waveforms, soft labels), Beta(a, a); 0 = off
+    time_masks: int = 0  # SpecAugment time masks per window
+    time_mask_frames: int = 13  # widest time mask, in frames (~0.3 s at hop 512)
+    freq_masks: int = 0  # SpecAugment frequency masks per window
+    freq_mask_bins: int = 16  # widest frequency mask, in mel bands (stft: frequency bins)
+
+    def validate(self) -> None:
+        for name in ("gain_db", "mixup_alpha", "time_masks", "freq_masks"):
+            if getattr(self, name) < 0:
+                raise ConfigError(f"{name} must not be negative, got {getattr(self, name)}")
+        for name in ("time_mask_frames", "freq_mask_bins"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"{name} must be at least 1, got {getattr(self, name)}")
+
+    @property
+    def masks(self) -> bool:
+        return self.time_masks > 0 or self.freq_masks > 0
+
+    @property
+    def per_batch(self) -> bool:
+        """Whether batches are augmented (gain, mixup, masks); random offsets act per song."""
+        return self.gain_db > 0 or self.mixup_alpha > 0 or self.masks
+
+
+@dataclasses.dataclass
 class PipelineConfig:
     """Everything the tf.data graph needs, from TFRecords to batches."""
 
     dataset: DatasetConfig = dataclasses.field(default_factory=DatasetConfig)
     window: WindowConfig = dataclasses.field(default_factory=WindowConfig)
     transform: TransformConfig = dataclasses.field(default_factory=TransformConfig)
+    augment: AugmentConfig = dataclasses.field(default_factory=AugmentConfig)
     batch_size: int = 32
-    shuffle_buffer: int = 2048  # windows; bounded, so memory does not grow with the data
+    # Training windows shuffled together: the stream of (shuffled) songs is cut into blocks of
+    # this many windows and each block is permuted.  Bounded in windows, hence in bytes
+    # (~130 KB per int16 3 s window), so memory does not grow with the data.
+    shuffle_buffer: int = 256
     seed: int = 42
     transform_placement: str = "data"  # one of TRANSFORM_PLACEMENTS
 
@@ -159,6 +200,14 @@ class PipelineConfig:
         self.dataset.validate()
         self.window.validate()
         self.transform.validate(self.window.sample_rate, self.window.window_length)
+        self.augment.validate()
+        if self.augment.masks and self.transform_placement == "model" and self.transform.name in (
+            "stft", "mel", "mfcc"
+        ):
+            raise ConfigError(
+                "time/frequency masks (--time-masks, --freq-masks) act on the features in "
+                "tf.data: use --transform-placement data, or set both to 0"
+            )
         if self.batch_size <= 0:
             raise ConfigError(f"batch_size must be positive, got {self.batch_size}")
         if self.shuffle_buffer <= 0:
@@ -181,6 +230,7 @@ class PipelineConfig:
             dataset=_from_dict(DatasetConfig, d.pop("dataset", {})),
             window=_from_dict(WindowConfig, d.pop("window", {})),
             transform=_from_dict(TransformConfig, d.pop("transform", {})),
+            augment=_from_dict(AugmentConfig, d.pop("augment", {})),
             **_known_fields(cls, d),
         )
 

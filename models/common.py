@@ -57,13 +57,17 @@ def compile_model(
     model: keras.Model,
     learning_rate: float = 1e-3,
     optimizer: str = "adam",
+    soft_labels: bool = False,
     **compile_kwargs,
 ) -> keras.Model:
     """Compile ``model`` the way every approach is compiled; returns it for chaining.
 
     The models output softmax probabilities and the labels are integer class ids, hence sparse
-    categorical cross-entropy on probabilities and accuracy.  ``compile_kwargs`` go on to
-    ``model.compile`` (e.g. ``jit_compile``, ``steps_per_execution``).
+    categorical cross-entropy on probabilities and accuracy.  ``soft_labels``: the labels are
+    probability vectors instead (mixup's mixed one-hot labels; the validation data then gives
+    one-hot labels too), hence categorical cross-entropy; "accuracy" then compares the
+    arg-maxes.  Both are Keras built-ins, so saved models load without custom objects.
+    ``compile_kwargs`` go on to ``model.compile`` (e.g. ``jit_compile``, ``steps_per_execution``).
     """
     check_optimizer(optimizer)
     opt = keras.optimizers.get(
@@ -71,7 +75,7 @@ def compile_model(
     )
     model.compile(
         optimizer=opt,
-        loss="sparse_categorical_crossentropy",
+        loss="categorical_crossentropy" if soft_labels else "sparse_categorical_crossentropy",
         metrics=["accuracy"],
         **compile_kwargs,
     )

@@ -288,3 +288,56 @@ def test_resample_long_file_has_the_right_length():
     """10 minutes at 320/441: n * up exceeds int32; the length must still be exact."""
     out = resample(tf.zeros([600 * SR]), SR, 16_000)
     assert out.shape == (600 * 16_000,)
+
+
+# --- the fast STFT layout and the banded mel projection ---------------------------------------
+@pytest.mark.parametrize(
+    "params",
+    [dict(), dict(n_fft=512, hop_length=128, center=False), dict(n_fft=1024, hop_length=300),
+     dict(n_fft=2048, hop_length=512, pad_mode="reflect"), dict(n_fft=512, hop_length=512)],
+)
+def test_phase_grouped_frames_are_tf_signal_frames(params):
+    """frame_groups + frames_in_order give exactly tf.signal.frame's tapered frames."""
+    from pipeline.stream.transforms import _stft_window, frame_groups, frames_in_order, num_frames
+
+    cfg = TransformConfig(name="stft", **params)
+    w = tf.constant(_synthetic_windows()[:, :20_000])
+    padded = w
+    if cfg.center:
+        mode = "REFLECT" if cfg.pad_mode == "reflect" else "CONSTANT"
+        padded = tf.pad(w, [[0, 0], [cfg.n_fft // 2] * 2], mode=mode)
+    expected = tf.signal.frame(padded, cfg.n_fft, cfg.hop_length) * _stft_window(cfg)
+    ours = frames_in_order(frame_groups(w, cfg), num_frames(20_000, cfg))
+    assert ours.shape == expected.shape
+    np.testing.assert_array_equal(ours.numpy(), expected.numpy())
+
+
+def test_banded_mel_projection_equals_the_dense_product():
+    from pipeline.stream.transforms import _band_blocks, mel_filterbank, mel_projection
+
+    for cfg in (TransformConfig(), TransformConfig(n_fft=512, n_mels=40, fmin=300.0, fmax=5000.0)):
+        weights = mel_filterbank(cfg, SR)
+        blocks = _band_blocks(weights)
+        assert sum((hi - lo) * (e - s) for lo, hi, s, e in blocks) < weights.size / 2
+        power = tf.random.uniform([3, 7, weights.shape[0]]) ** 4
+        np.testing.assert_allclose(mel_projection(power, weights).numpy(),
+                                   (power @ weights).numpy(), rtol=1e-5, atol=1e-9)
+
+
+def test_int16_windows_give_the_features_of_their_float_values():
+    pcm = (np.random.default_rng(3).standard_normal((2, N)) * 3000).astype(np.int16)
+    for name in ("raw", "mel", "mfcc"):
+        fn = compiled_transform(TransformConfig(name=name), SR)
+        np.testing.assert_allclose(fn(tf.constant(pcm)).numpy(),
+                                   fn(tf.constant(pcm.astype(np.float32) / 32768)).numpy(),
+                                   atol=1e-4)
+
+
+def test_dct_matrix_is_scipys_orthonormal_dct():
+    import scipy.fft
+
+    from pipeline.stream.transforms import dct_matrix
+
+    x = np.random.default_rng(4).standard_normal((6, 40)).astype(np.float32) * 30
+    np.testing.assert_allclose(x @ dct_matrix(40, 13),
+                               scipy.fft.dct(x, type=2, norm="ortho")[:, :13], atol=1e-4)

@@ -90,7 +90,8 @@ def test_space_covers_model_training_and_pipeline():
     assert not {"n_fft", "hop_length", "n_mels"} & set(raw.entries)
     assert "front_kernel" not in SearchSpace.for_approach("cnn1d", "mfcc").entries
     assert set(SearchSpace.for_approach("cnn2d", "mel", tune="pipeline").entries) == {
-        "window_seconds", "sample_rate", "n_fft", "hop_length", "n_mels"}
+        "window_seconds", "sample_rate", "n_fft", "hop_length", "n_mels",
+        "random_offsets", "gain_db", "mixup_alpha", "time_masks", "freq_masks"}
 
 
 def test_space_overrides_and_errors():

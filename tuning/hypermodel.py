@@ -111,7 +111,8 @@ class TrialHyperModel(keras_tuner.HyperModel):
         cfg, train = self.configs(hp)
         seed_everything(cfg.seed)  # each trial's initial weights depend on its seed only
         model = build_keras_model(cfg, train, len(class_names(cfg.dataset)))
-        return compile_model(model, learning_rate=train.learning_rate, optimizer=train.optimizer)
+        return compile_model(model, learning_rate=train.learning_rate, optimizer=train.optimizer,
+                             soft_labels=cfg.augment.mixup_alpha > 0)
 
     def fit(self, hp, model, *args, **kwargs):
         """Train `model` on this trial's own pipeline; returns the History (keras_tuner reads
@@ -133,7 +134,8 @@ class TrialHyperModel(keras_tuner.HyperModel):
         if approach.pretrain is not None and initial_epoch == 0:
             # Hyperband continuations (initial_epoch > 0) start from a pretrained checkpoint.
             approach.pretrain(model, train_ds, val_ds, epochs=train.pretrain_epochs, verbose=verbose)
-            compile_model(model, learning_rate=train.learning_rate, optimizer=train.optimizer)
+            compile_model(model, learning_rate=train.learning_rate, optimizer=train.optimizer,
+                          soft_labels=cfg.augment.mixup_alpha > 0)
 
         callbacks = [SongValidation(val_ds, cfg, class_names(cfg.dataset))]
         callbacks += list(kwargs.pop("callbacks", None) or [])

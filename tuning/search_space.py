@@ -4,7 +4,9 @@ Every hyperparameter has the name of the config field or builder argument it set
 values read like a config and map onto it directly:
 
     pipeline  window_seconds, sample_rate (WindowConfig); n_fft, hop_length, n_mels, n_mfcc
-              (TransformConfig, librosa's names) - only those the transform uses
+              (TransformConfig, librosa's names) - only those the transform uses;
+              augmentation of the training stream (AugmentConfig): random_offsets, gain_db,
+              mixup_alpha, time_masks, freq_masks (the masks on stft/mel/mfcc only)
     training  learning_rate, optimizer, batch_size
     model     the approach's own hyperparameters (``models.registry`` ``Approach.defaults``):
               blocks, filters, kernel_size, units, layers, dense_units, dropout, ...
@@ -104,6 +106,17 @@ PIPELINE_FIELDS_BY_TRANSFORM = {
     "mfcc": ("window_seconds", "sample_rate", "n_fft", "hop_length", "n_mels", "n_mfcc"),
     "musicnn": (),  # fixed by the pretrained networks (16 kHz, 187 x 96 patches)
 }
+# Augmentation (AugmentConfig), searched with the pipeline entries; masks need time-frequency
+# features.  0 / False (off) is always one of the choices.
+AUGMENT_SPACE: dict[str, Entry] = {
+    "random_offsets": Choice((False, True)),
+    "gain_db": Choice((0.0, 3.0, 6.0)),
+    "mixup_alpha": Choice((0.0, 0.2, 0.4)),
+    "time_masks": Choice((0, 1, 2)),
+    "freq_masks": Choice((0, 1, 2)),
+}
+AUGMENT_ONLY_FOR = {"time_masks": ("stft", "mel", "mfcc"), "freq_masks": ("stft", "mel", "mfcc")}
+AUGMENT_FIELDS = tuple(AUGMENT_SPACE)
 WINDOW_FIELDS = ("window_seconds", "sample_rate")
 TRANSFORM_FIELDS = ("n_fft", "hop_length", "n_mels", "n_mfcc")
 
@@ -183,6 +196,7 @@ class SearchSpace:
         if tune in ("all", "pipeline"):
             for name in PIPELINE_FIELDS_BY_TRANSFORM[transform]:
                 entries[name] = PIPELINE_SPACE[name]
+            entries.update(_augment_entries(transform))
         if tune in ("all", "model"):
             entries.update(TRAINING_SPACE)
             for name in approach.defaults:
@@ -207,6 +221,7 @@ class SearchSpace:
 
         return (
             PIPELINE_FIELDS_BY_TRANSFORM[self.transform]
+            + tuple(_augment_entries(self.transform))
             + TRAINING_FIELDS
             + tuple(get_approach(self.model).defaults)
         )
@@ -247,8 +262,12 @@ class SearchSpace:
             base.transform, name=self.transform,
             **{k: int(v[k]) for k in TRANSFORM_FIELDS if k in v},
         )
+        augment = dataclasses.replace(
+            base.augment, **{k: type(getattr(base.augment, k))(_plain(v[k]))
+                             for k in AUGMENT_FIELDS if k in v},
+        )
         cfg = dataclasses.replace(
-            base, window=window, transform=transform,
+            base, window=window, transform=transform, augment=augment,
             batch_size=int(v.get("batch_size", base.batch_size)),
         )
         from models.registry import get_approach
@@ -322,6 +341,11 @@ class SearchSpace:
             "entries": {n: {"type": type(e).__name__, **json.loads(json.dumps(dataclasses.asdict(e)))}
                         for n, e in self.entries.items()},
         }
+
+
+def _augment_entries(transform: str) -> dict[str, Entry]:
+    return {name: entry for name, entry in AUGMENT_SPACE.items()
+            if transform in AUGMENT_ONLY_FOR.get(name, (transform,))}
 
 
 def _plain(value):

@@ -5,7 +5,8 @@ TensorFlow's C++ start-up chatter and the library warnings that say nothing to a
 ``main``, and turns a ``core.errors.UserError`` (bad input, bad flag, bad data: the message is
 the whole story) into one ``error: ...`` line with exit status 2.  Every other exception is a
 bug and stays a traceback.  Nothing happens on import: the environment is changed by
-``run_cli`` only, before ``main`` imports TensorFlow.
+``run_cli`` only, before ``main`` imports TensorFlow (which is also when it caps glibc's
+malloc arenas, ``core.malloc``, so that streaming memory stays flat).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import warnings
 from typing import Callable
 
 from core.errors import UserError
+from core.malloc import limit_arenas
 
 EXIT_USER_ERROR = 2
 EXIT_INTERRUPTED = 130
@@ -50,6 +52,7 @@ def quiet_startup() -> None:
 def run_cli(main: Callable[[list[str] | None], int], argv: list[str] | None = None) -> None:
     """Run ``main``; a UserError becomes one line on stderr and exit status 2."""
     quiet_startup()
+    limit_arenas()
     try:
         code = main(argv)
     except UserError as e:

@@ -19,6 +19,7 @@ from core.config import (
     STRATEGIES,
     TRANSFORM_PLACEMENTS,
     TRANSFORMS,
+    AugmentConfig,
     DatasetConfig,
     PipelineConfig,
     TrainConfig,
@@ -49,7 +50,16 @@ _HELP = {
     "amin": "power floor before the log",
     "top_db": "dynamic range (dB) kept below each window's peak",
     "batch_size": "windows per batch",
-    "shuffle_buffer": "bounded shuffle buffer of training windows",
+    "shuffle_buffer": "training windows shuffled together (blocks of this many windows of "
+    "consecutive shuffled songs, each block permuted; bounds memory)",
+    "random_offsets": "training: windows start anywhere in the song, drawn again every epoch",
+    "gain_db": "training: random gain, uniform in [-GAIN_DB, +GAIN_DB] dB per window (0 = off)",
+    "mixup_alpha": "training: mixup of window pairs with Beta(a, a) weights and soft labels "
+    "(0 = off)",
+    "time_masks": "training: SpecAugment time masks per window (stft/mel/mfcc)",
+    "time_mask_frames": "widest time mask, in frames",
+    "freq_masks": "training: SpecAugment frequency masks per window (stft/mel/mfcc)",
+    "freq_mask_bins": "widest frequency mask, in mel bands (stft: bins)",
     "seed": "seed of shuffling, initialisation and splits of sklearn models",
     "transform_placement": "run the transform in tf.data ('data') or as the model's first layer "
     "('model', GPU-side when there is one)",
@@ -75,7 +85,7 @@ _METAVAR = {"data_dir": "DIR", "manual_dir": "DIR", "model": "NAME", "name@Datas
 # Flag names that differ from the field name.
 _FLAG = {"name@DatasetConfig": "dataset-config", "name@TransformConfig": "transform"}
 # Fields not exposed as plain flags (nested configs are expanded instead).
-_SKIP = {"dataset", "window", "transform", "hparams@TrainConfig"}
+_SKIP = {"dataset", "window", "transform", "augment", "hparams@TrainConfig"}
 
 
 def _field_type(cls, field: dataclasses.Field):
@@ -134,6 +144,7 @@ def add_pipeline_args(parser: argparse.ArgumentParser) -> None:
     add_dataclass_args(parser, DatasetConfig, "dataset")
     add_dataclass_args(parser, WindowConfig, "windowing and resampling")
     add_dataclass_args(parser, TransformConfig, "transform")
+    add_dataclass_args(parser, AugmentConfig, "augmentation (training only)")
     add_dataclass_args(parser, PipelineConfig, "batching")
 
 
@@ -175,8 +186,9 @@ def pipeline_config_from_args(args: argparse.Namespace, base: Optional[PipelineC
         dataset=dataclasses.replace(base.dataset, **_given(args, DatasetConfig)),
         window=dataclasses.replace(base.window, **_given(args, WindowConfig)),
         transform=dataclasses.replace(base.transform, **_given(args, TransformConfig)),
+        augment=dataclasses.replace(base.augment, **_given(args, AugmentConfig)),
         **{**{f.name: getattr(base, f.name) for f in dataclasses.fields(base)
-              if f.name not in ("dataset", "window", "transform")},
+              if f.name not in ("dataset", "window", "transform", "augment")},
            **_given(args, PipelineConfig)},
     )
 

@@ -23,7 +23,7 @@ from core.config import PipelineConfig, TrainConfig
 from core.errors import ConfigError
 from pipeline.experiments import plots
 from pipeline.experiments.run_dir import RunDir
-from pipeline.stream.dataset import make_dataset
+from pipeline.stream.dataset import epoch_steps, make_dataset
 from pipeline.stream.transforms import TransformLayer, feature_shape
 
 
@@ -86,7 +86,8 @@ def check_strategy(strategy: tf.distribute.Strategy) -> None:
         )
 
 
-def fit_datasets(cfg: PipelineConfig, strategy: tf.distribute.Strategy, *, with_song_id=False):
+def fit_datasets(cfg: PipelineConfig, strategy: tf.distribute.Strategy, *, with_song_id=False,
+                 one_hot=False):
     """(train, validation) datasets for ``model.fit``.
 
     Under a MultiWorkerMirroredStrategy of several workers, each worker reads only its share
@@ -96,13 +97,14 @@ def fit_datasets(cfg: PipelineConfig, strategy: tf.distribute.Strategy, *, with_
     but Keras 3.15's ``fit`` fails on such a dataset with two workers (a ValueError converting
     its PerReplica batches), so each worker hands Keras its own plain dataset, batched with
     the global batch size, with tf.data's auto-sharding off (it is sharded already); Keras
-    splits each batch among the worker's replicas.
+    splits each batch among the worker's replicas.  ``one_hot``: validation labels one-hot
+    (a model compiled for mixup's soft labels).
     """
     context = worker_input_context(strategy)
 
     def dataset(split: str, training: bool):
         ds = make_dataset(cfg, split, training=training, with_song_id=with_song_id,
-                          input_context=context)
+                          input_context=context, one_hot=one_hot and not training)
         if context is not None:
             options = tf.data.Options()
             options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.OFF
@@ -221,7 +223,8 @@ def fit_keras(cfg: PipelineConfig, train: TrainConfig, run: RunDir, num_classes:
     approach = get_approach(train.model)
     strategy = strategy or get_strategy(train.strategy)
     check_strategy(strategy)
-    train_ds, val_ds = fit_datasets(cfg, strategy)
+    soft = cfg.augment.mixup_alpha > 0  # mixup: one-hot (soft) labels, categorical loss
+    train_ds, val_ds = fit_datasets(cfg, strategy, one_hot=soft)
     done = finished_epochs_in_backup(run) if run.backup_dir.exists() else 0
     resuming = done > 0
     if resuming:
@@ -236,10 +239,17 @@ def fit_keras(cfg: PipelineConfig, train: TrainConfig, run: RunDir, num_classes:
         if approach.pretrain is not None:
             approach.pretrain(model, train_ds, val_ds,
                               epochs=0 if resuming else train.pretrain_epochs, verbose=verbose)
-        compile_model(model, learning_rate=train.learning_rate, optimizer=train.optimizer)
+        compile_model(model, learning_rate=train.learning_rate, optimizer=train.optimizer,
+                      soft_labels=soft)
 
+    # One endless training stream, epochs counted in steps: Keras then keeps its iterator from
+    # epoch to epoch, so the next epoch's first windows are read while this one ends instead of
+    # after it (each new iterator waits for a block of windows: docs/performance.md).
+    # Several workers each read their own share of the files: an epoch is one pass over it.
+    steps = epoch_steps(cfg, "train") if worker_input_context(strategy) is None else None
     start = time.perf_counter()
-    model.fit(train_ds, validation_data=val_ds, epochs=train.epochs,
+    model.fit(train_ds if steps is None else train_ds.repeat(), steps_per_epoch=steps,
+              validation_data=val_ds, epochs=train.epochs,
               callbacks=_callbacks(train, run, resuming), verbose=verbose)
     seconds = time.perf_counter() - start
     if run.best_checkpoint.exists():  # the epoch with the best validation accuracy

@@ -4,17 +4,21 @@
         |           training: shard order shuffled + a small buffer of songs shuffled (seeded)
     song -> windows int16 -> [resample to cfg.window.sample_rate] -> frame_windows, per song,
         |           in parallel; every window keeps its song's label and song_id
-        |           training: windows of 16 songs interleaved, then a bounded shuffle buffer
+        |           training: [random window starts, augment.random_windows] -> blocks of
+        |           cfg.shuffle_buffer windows (rebatch), each permuted (seeded, every epoch)
         |           evaluation: songs in file order, a song's windows consecutive (deterministic)
-    batch           BEFORE the transform, so the transform is vectorised over the batch
-    transform       int16 -> float32, then make_transform (transform_placement == "data"); with
-        |           "model" the batches hold raw float32 windows and the model's first layer
+    batch           rebatch(batch_size), BEFORE the transform, so it is vectorised over the batch
+    transform       one XLA-compiled function: int16 -> float32, [training: gain, mixup], the
+        |           transform, [training: SpecAugment masks] (transform_placement "data"); with
+        |           "model" the batches hold float32 windows and the model's first layer
         |           (transforms.TransformLayer) computes the same features
-    prefetch        AUTOTUNE
+    prefetch        PREFETCH_BATCHES batches
 
-Nothing holds a whole split: memory is bounded by the shuffle buffers and prefetching (no
-``.cache()``; TFDS's auto-cache is turned off).  Windows are kept as int16 until they are
-batched when no resampling is needed: the window shuffle buffer then costs half as much.
+Nothing holds a whole split: memory is bounded by the song shuffle buffer, one block of
+windows and the prefetched batches (no ``.cache()``; TFDS's auto-cache is turned off), so it
+stays flat whatever the number of songs.  Windows are kept as int16 until the transform when
+no resampling is needed: a block then costs half as much.  Where the time goes, and why the
+graph looks like this: docs/performance.md.
 
 Prediction (``features_from_audio``) and the benchmark use the same functions (``resample``,
 ``cut_windows``, ``audio_to_float``, ``make_transform``), so training, evaluation and
@@ -35,15 +39,26 @@ from core.audio import SAMPLE_RATE
 from core.config import SPLITS, DatasetConfig, PipelineConfig
 from core.errors import ConfigError, DatasetNotBuiltError
 from core.resample import resample
+from pipeline.stream import augment
 from pipeline.stream.transforms import compiled_transform, make_transform
-from pipeline.stream.windowing import audio_to_float, cut_windows, frame_windows, pad_to_cover
+from pipeline.stream.windowing import (
+    audio_to_float,
+    cut_windows,
+    frame_windows,
+    num_windows,
+    pad_to_cover,
+)
 
 AUTOTUNE = tf.data.AUTOTUNE
 
-# Training: songs shuffled in a buffer of this many (int16, ~1.3 MB each) before windowing ...
-SONG_SHUFFLE_BUFFER = 32
-# ... and windows of this many songs interleaved before the window shuffle buffer.
-SONGS_INTERLEAVED = 16
+# Training: songs shuffled in a buffer of this many (int16, ~1.3 MB each) before windowing;
+# their windows are then permuted in blocks of PipelineConfig.shuffle_buffer windows.
+SONG_SHUFFLE_BUFFER = 16
+# Batches of features computed ahead of the consumer (a fixed depth, not AUTOTUNE: its buffer
+# would grow over a long stream; 4 covers the gap while a new block of windows fills).
+PREFETCH_BATCHES = 4
+# tf.data autotuning may use at most this many bytes for its buffers (default: half the RAM).
+AUTOTUNE_RAM_BUDGET = 256 << 20
 
 
 # --------------------------------------------------------------------------------------------
@@ -179,16 +194,22 @@ def load_songs(
 
 # --------------------------------------------------------------------------------------------
 # songs -> windows -> batches
-def song_to_windows(song: dict, cfg: PipelineConfig, rate_in: int = SAMPLE_RATE) -> dict:
+def song_to_windows(
+    song: dict, cfg: PipelineConfig, rate_in: int = SAMPLE_RATE, seed: Optional[tf.Tensor] = None
+) -> dict:
     """One song dict -> dict of its windows ``window`` [k, N], ``label`` [k], ``song_id`` [k].
 
-    Windows stay int16 when no resampling is needed (converted after batching); resampled
-    songs give float32 windows.
+    Windows stay int16 when no resampling is needed (converted with the transform, after
+    batching); resampled songs give float32 windows.  With a ``seed`` (training with
+    ``augment.random_offsets``) the k windows start at random samples instead of the grid.
     """
     audio = song["audio"]
     if cfg.window.sample_rate != rate_in:
         audio = resample(audio_to_float(audio), rate_in, cfg.window.sample_rate)
-    windows = frame_windows(audio, cfg.window)
+    if seed is None:
+        windows = frame_windows(audio, cfg.window)
+    else:
+        windows = augment.random_windows(audio, cfg.window, seed)
     count = tf.shape(windows)[0]
     return {
         "window": windows,
@@ -197,16 +218,35 @@ def song_to_windows(song: dict, cfg: PipelineConfig, rate_in: int = SAMPLE_RATE)
     }
 
 
-def _own_windows(song_windows: dict) -> tf.data.Dataset:
-    """A song's windows one by one, each in its own buffer.
+def _permute(block: dict, seed: tf.Tensor) -> dict:
+    """The windows of a block (every field alike) in a seeded random order."""
+    n = tf.shape(block["label"])[0]
+    order = tf.argsort(tf.random.stateless_uniform([n], seed))
+    return {k: tf.gather(v, order) for k, v in block.items()}
 
-    A slice of a tensor may share the song's buffer (TF does that for aligned slices): one
-    such window waiting in the shuffle buffer would keep its whole song alive, and peak
-    memory would grow far beyond ``shuffle_buffer`` windows.  DeepCopy prevents that.
+
+def _training_windows(songs: tf.data.Dataset, cfg: PipelineConfig, rate_in: int) -> tf.data.Dataset:
+    """Songs -> shuffled batches of windows (dicts), ``cfg.batch_size`` each.
+
+    Songs are shuffled (a buffer of ``SONG_SHUFFLE_BUFFER``), cut into windows in parallel,
+    gathered into blocks of ``cfg.shuffle_buffer`` windows (~``shuffle_buffer / 10`` songs), and
+    each block is permuted (seeded, new every epoch).  ``rebatch`` moves whole tensors, never
+    one window at a time: per-window tf.data elements (the former interleave + window shuffle
+    buffer) cost 0.3 ms of CPU per window, more than the log-mel itself takes
+    (docs/performance.md).  Memory: one block and the song buffer, whatever the data size.
     """
-    return tf.data.Dataset.from_tensor_slices(song_windows).map(
-        lambda w: {**w, "window": tf.raw_ops.DeepCopy(x=w["window"])}
+    songs = songs.shuffle(SONG_SHUFFLE_BUFFER, seed=cfg.seed, reshuffle_each_iteration=True)
+    if cfg.augment.random_offsets:
+        songs = tf.data.Dataset.zip(songs, augment.seed_stream(cfg.seed, augment.OFFSETS))
+        per_song = songs.map(lambda song, seed: song_to_windows(song, cfg, rate_in, seed),
+                             num_parallel_calls=AUTOTUNE)
+    else:
+        per_song = songs.map(lambda song: song_to_windows(song, cfg, rate_in),
+                             num_parallel_calls=AUTOTUNE)
+    blocks = tf.data.Dataset.zip(
+        per_song.rebatch(cfg.shuffle_buffer), augment.seed_stream(cfg.seed, augment.BLOCK_SHUFFLE)
     )
+    return blocks.map(_permute, num_parallel_calls=AUTOTUNE).rebatch(cfg.batch_size)
 
 
 def batches_from_songs(
@@ -217,26 +257,34 @@ def batches_from_songs(
     with_song_id: bool = False,
     rate_in: int = SAMPLE_RATE,
     jit_compile: bool = True,
+    num_classes: Optional[int] = None,
+    one_hot: bool = False,
 ) -> tf.data.Dataset:
     """Everything after reading: songs (dicts) -> batched ``(features, label[, song_id])``.
 
     ``make_dataset`` feeds it TFDS songs; tests and the benchmark feed it others.
+    Training batches are augmented as ``cfg.augment`` says; labels are one-hot float vectors
+    [B, num_classes] with mixup or ``one_hot`` (``num_classes`` needed then), else int64 ids.
     """
     cfg.validate()
-    to_windows = lambda song: song_to_windows(song, cfg, rate_in)  # noqa: E731
     if training:
-        songs = songs.shuffle(SONG_SHUFFLE_BUFFER, seed=cfg.seed, reshuffle_each_iteration=True)
-        per_song = songs.map(to_windows, num_parallel_calls=AUTOTUNE)
-        windows = per_song.interleave(
-            _own_windows, cycle_length=SONGS_INTERLEAVED, block_length=1
-        )
-        windows = windows.shuffle(cfg.shuffle_buffer, seed=cfg.seed, reshuffle_each_iteration=True)
-    else:
-        per_song = songs.map(to_windows, num_parallel_calls=AUTOTUNE, deterministic=True)
-        windows = per_song.unbatch()  # a song's windows stay consecutive, songs in order
-    batches = windows.batch(cfg.batch_size)
-    finish = make_batch_fn(cfg, with_song_id=with_song_id, jit_compile=jit_compile)
-    return batches.map(finish, num_parallel_calls=AUTOTUNE, deterministic=True).prefetch(AUTOTUNE)
+        batches = _training_windows(songs, cfg, rate_in)
+    else:  # file order, a song's windows consecutive (as unbatch().batch(), in one copy)
+        per_song = songs.map(lambda song: song_to_windows(song, cfg, rate_in),
+                             num_parallel_calls=AUTOTUNE, deterministic=True)
+        batches = per_song.rebatch(cfg.batch_size)
+    finish = make_batch_fn(cfg, with_song_id=with_song_id, jit_compile=jit_compile,
+                           training=training, num_classes=num_classes, one_hot=one_hot)
+    if training and cfg.augment.per_batch:
+        batches = tf.data.Dataset.zip(batches, augment.seed_stream(cfg.seed, augment.BATCH))
+    batches = batches.map(finish, num_parallel_calls=AUTOTUNE, deterministic=True)
+    return batches.prefetch(PREFETCH_BATCHES).with_options(_options())
+
+
+def _options() -> tf.data.Options:
+    options = tf.data.Options()
+    options.autotune.ram_budget = AUTOTUNE_RAM_BUDGET
+    return options
 
 
 def _transform_fn(cfg: PipelineConfig, jit_compile: bool):
@@ -245,20 +293,68 @@ def _transform_fn(cfg: PipelineConfig, jit_compile: bool):
     return make_transform(cfg.transform, cfg.window.sample_rate)
 
 
-def make_batch_fn(cfg: PipelineConfig, *, with_song_id: bool = False, jit_compile: bool = True):
-    """Batch dict -> ``(features, label[, song_id])``; features are raw float32 windows when
-    ``cfg.transform_placement == "model"``.  ``jit_compile``: XLA-compile the transform."""
-    transform = _transform_fn(cfg, jit_compile) if cfg.transform_placement == "data" else None
+def make_batch_fn(
+    cfg: PipelineConfig,
+    *,
+    with_song_id: bool = False,
+    jit_compile: bool = True,
+    training: bool = False,
+    num_classes: Optional[int] = None,
+    one_hot: bool = False,
+):
+    """Batch dict (and a seed, when ``training`` with augmentation) -> ``(features, label[,
+    song_id])``.  Features are raw float32 windows when ``cfg.transform_placement == "model"``;
+    int16 windows are converted inside the (XLA-compiled, ``jit_compile``) transform."""
+    in_data = cfg.transform_placement == "data"
+    aug = cfg.augment if training and cfg.augment.per_batch else None
+    mixup = aug is not None and aug.mixup_alpha > 0
+    if (mixup or one_hot) and not num_classes:
+        raise ValueError("one-hot labels (mixup) need num_classes")
+    if aug is not None:
+        features = augment.training_features(cfg, transform=in_data)
+        if jit_compile and (in_data or aug.gain_db or mixup):
+            features = tf.function(features, jit_compile=True)
+    else:
+        features = _transform_fn(cfg, jit_compile) if in_data else audio_to_float
 
-    def finish(batch):
-        x = audio_to_float(batch["window"])
-        if transform is not None:
-            x = transform(x)
+    def finish(batch, seed=None):
+        labels = batch["label"]
+        if mixup or one_hot:
+            labels = tf.one_hot(labels, num_classes, dtype=tf.float32)
+        if aug is None:
+            x = features(batch["window"])
+        else:
+            mixing = None
+            if mixup:
+                mixing = augment.mixup_weights(tf.shape(labels)[0], aug.mixup_alpha, seed)
+                labels = augment.mix(labels, *mixing)
+            x = features(batch["window"], seed, mixing)
         if with_song_id:
-            return x, batch["label"], batch["song_id"]
-        return x, batch["label"]
+            return x, labels, batch["song_id"]
+        return x, labels
 
     return finish
+
+
+def count_windows(songs: tf.data.Dataset, cfg: PipelineConfig, rate_in: int = SAMPLE_RATE) -> int:
+    """Windows in one pass over ``songs``: the fixed grid's count, which random offsets keep.
+    Reads every song once (no windowing).  With it a repeated training stream gets its
+    ``steps_per_epoch``."""
+    rate_out = cfg.window.sample_rate
+
+    def count(song):
+        n = tf.cast(tf.shape(song["audio"])[0], tf.int64)
+        n = (n * rate_out + rate_in - 1) // rate_in  # resample's length: ceil(n * out / in)
+        return num_windows(n, cfg.window)
+
+    counts = songs.map(count, num_parallel_calls=AUTOTUNE)
+    return int(counts.reduce(tf.constant(0, tf.int32), lambda a, b: a + b))
+
+
+def epoch_steps(cfg: PipelineConfig, split: str = "train") -> int:
+    """Batches in one epoch of ``split`` (the last one partial), for ``steps_per_epoch``."""
+    windows = count_windows(load_songs(cfg.dataset, split), cfg)
+    return -(-windows // cfg.batch_size)
 
 
 def make_dataset(
@@ -269,22 +365,26 @@ def make_dataset(
     with_song_id: bool = False,
     jit_compile: bool = True,
     input_context: Optional[tf.distribute.InputContext] = None,
+    one_hot: bool = False,
 ) -> tf.data.Dataset:
     """Batched ``(features, label)`` (or ``(features, label, song_id)``) of one split.
 
     training=True: shuffled shards, songs and windows (seeded by ``cfg.seed``; reshuffled
-    every epoch), windows of many songs interleaved so that a batch is not one song.
-    training=False: deterministic order, all windows of a song consecutive.
-    ``jit_compile``: run the transform XLA-compiled inside tf.data (measured 1.3-1.5x faster
-    than plain tf.signal on CPU; see pipeline/bench.py); ignored with placement "model".
+    every epoch), windows of many songs mixed in every batch, augmented as ``cfg.augment``
+    says (labels one-hot with mixup).  training=False: deterministic order, all windows of a
+    song consecutive, never augmented; ``one_hot`` gives one-hot labels (to validate a model
+    compiled for mixup's soft labels).  ``jit_compile``: run the transform XLA-compiled inside
+    tf.data (see docs/performance.md); ignored with placement "model".
     ``input_context`` (multi-worker training): this input pipeline reads only its share of
     the split's TFRecord files (batches keep ``cfg.batch_size``).
     """
     cfg.validate()
     songs = load_songs(cfg.dataset, split, shuffle_files=training, seed=cfg.seed,
                        input_context=input_context)
+    soft = one_hot or (training and cfg.augment.mixup_alpha > 0)
     return batches_from_songs(
-        songs, cfg, training=training, with_song_id=with_song_id, jit_compile=jit_compile
+        songs, cfg, training=training, with_song_id=with_song_id, jit_compile=jit_compile,
+        num_classes=len(class_names(cfg.dataset)) if soft else None, one_hot=one_hot,
     )
 
 

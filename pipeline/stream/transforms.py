@@ -50,6 +50,7 @@ import tensorflow as tf
 from core import musicnn_input
 from core.audio import SAMPLE_RATE
 from core.config import PipelineConfig, TransformConfig
+from pipeline.stream.windowing import audio_to_float
 
 _LOG10_SCALE = 10.0 / math.log(10.0)  # 10 * log10(x) == _LOG10_SCALE * ln(x)
 
@@ -125,16 +126,99 @@ def _stft_window(cfg: TransformConfig) -> np.ndarray:
     return np.pad(window, (left, cfg.n_fft - win_length - left)).astype(np.float32)
 
 
-def power_spectrogram(windows: tf.Tensor, cfg: TransformConfig) -> tf.Tensor:
-    """|STFT|^2 of a batch of windows: [B, N] -> [B, frames, n_fft // 2 + 1]."""
+def _padded_for_frames(windows: tf.Tensor, cfg: TransformConfig, frames: int, groups: int):
+    """The windows padded as librosa pads them (``center``), plus zeros at the end so that
+    ``groups`` phase groups of ``ceil(frames / groups)`` frames each fit."""
     if cfg.center:
         pad = cfg.n_fft // 2
         mode = "REFLECT" if cfg.pad_mode == "reflect" else "CONSTANT"
         windows = tf.pad(windows, [[0, 0], [pad, pad]], mode=mode)
-    frames = tf.signal.frame(windows, cfg.n_fft, cfg.hop_length)  # [B, frames, n_fft]
-    spectrum = tf.signal.rfft(frames * tf.constant(_stft_window(cfg)))
+    per_group = -(-frames // groups)
+    needed = (groups - 1) * cfg.hop_length + per_group * cfg.n_fft
+    extra = max(0, needed - int(windows.shape[-1]))
+    return tf.pad(windows, [[0, 0], [0, extra]]) if extra else windows
+
+
+def frame_groups(windows: tf.Tensor, cfg: TransformConfig) -> tf.Tensor:
+    """Hann-windowed STFT frames in phase groups: ``[B, R, M, n_fft]``.
+
+    With ``R = n_fft / hop_length`` (an integer, as with every default), frames ``r, r + R,
+    r + 2R, ...`` do not overlap: group ``r`` is one contiguous slice of the padded window
+    reshaped to ``[M, n_fft]``, a plain copy that XLA vectorises, where ``tf.signal.frame``
+    (a gather) costs twice as much on CPU.  Frame ``j`` is group ``j % R``, row ``j // R``
+    (``frames_in_order`` restores the order); the last group may hold up to ``R - 1`` frames
+    past the end, which ``frames_in_order`` drops.  Other hops fall back to
+    ``tf.signal.frame`` (``R = 1``).  Needs a static window length.
+    """
+    length = windows.shape[-1]
+    frames = num_frames(int(length), cfg) if length is not None else None
+    taper = tf.constant(_stft_window(cfg))
+    if frames is None or frames < 1 or cfg.n_fft % cfg.hop_length:
+        if cfg.center:
+            pad = cfg.n_fft // 2
+            mode = "REFLECT" if cfg.pad_mode == "reflect" else "CONSTANT"
+            windows = tf.pad(windows, [[0, 0], [pad, pad]], mode=mode)
+        return tf.signal.frame(windows, cfg.n_fft, cfg.hop_length)[:, None] * taper
+    groups = cfg.n_fft // cfg.hop_length
+    per_group = -(-frames // groups)
+    padded = _padded_for_frames(windows, cfg, frames, groups)
+    parts = [
+        tf.reshape(padded[:, r * cfg.hop_length : r * cfg.hop_length + per_group * cfg.n_fft],
+                   [-1, per_group, cfg.n_fft])
+        for r in range(groups)
+    ]
+    return tf.stack(parts, axis=1) * taper
+
+
+def frames_in_order(grouped: tf.Tensor, frames: int) -> tf.Tensor:
+    """``[B, R, M, K]`` per-frame values in phase groups -> ``[B, frames, K]`` in time order."""
+    groups, per_group, k = grouped.shape[1], grouped.shape[2], grouped.shape[3]
+    ordered = tf.reshape(tf.transpose(grouped, [0, 2, 1, 3]), [-1, groups * per_group, k])
+    return ordered[:, :frames]
+
+
+def grouped_power(windows: tf.Tensor, cfg: TransformConfig) -> tf.Tensor:
+    """|STFT|^2 in phase groups (``frame_groups``): ``[B, R, M, n_fft // 2 + 1]``."""
+    spectrum = tf.signal.rfft(frame_groups(windows, cfg))
     # |z|^2 without the sqrt-then-square of tf.abs
     return tf.math.square(tf.math.real(spectrum)) + tf.math.square(tf.math.imag(spectrum))
+
+
+def power_spectrogram(windows: tf.Tensor, cfg: TransformConfig) -> tf.Tensor:
+    """|STFT|^2 of a batch of windows: [B, N] -> [B, frames, n_fft // 2 + 1]."""
+    return _in_order(grouped_power(windows, cfg), windows, cfg)
+
+
+def _in_order(grouped: tf.Tensor, windows: tf.Tensor, cfg: TransformConfig) -> tf.Tensor:
+    if windows.shape[-1] is None:  # frame_groups fell back to one group
+        return grouped[:, 0]
+    return frames_in_order(grouped, num_frames(int(windows.shape[-1]), cfg))
+
+
+def _band_blocks(weights: np.ndarray, bands_per_block: int = 16) -> list[tuple[int, int, int, int]]:
+    """(first bin, end bin, first band, end band) of blocks of mel bands: each block only
+    needs the bins where one of its triangles is non-zero (most of a mel filterbank is 0)."""
+    blocks = []
+    for first in range(0, weights.shape[1], bands_per_block):
+        end = min(first + bands_per_block, weights.shape[1])
+        used = np.flatnonzero(np.any(weights[:, first:end] != 0, axis=1))
+        lo, hi = (int(used[0]), int(used[-1]) + 1) if used.size else (0, 1)
+        blocks.append((lo, hi, first, end))
+    return blocks
+
+
+def mel_projection(power: tf.Tensor, weights: np.ndarray) -> tf.Tensor:
+    """``power [..., bins] @ weights [bins, bands]``, block by block over the bands.
+
+    The same sums as the dense product (every skipped weight is exactly zero), with ~8x
+    fewer multiply-adds for a 128-band Slaney filterbank on 1025 bins: 17 k instead of 131 k
+    per frame (measured 0.27 -> 0.07 ms per 3 s window on the 2-core CPU; docs/performance.md).
+    """
+    return tf.concat(
+        [tf.linalg.matmul(power[..., lo:hi], tf.constant(weights[lo:hi, first:end]))
+         for lo, hi, first, end in _band_blocks(weights)],
+        axis=-1,
+    )
 
 
 def mel_filterbank(cfg: TransformConfig, sample_rate: int) -> np.ndarray:
@@ -176,7 +260,7 @@ def musicnn_transform() -> Callable[[tf.Tensor], tf.Tensor]:
     inv_ln10 = 1.0 / math.log(10.0)
 
     def musicnn_log_mel(windows: tf.Tensor) -> tf.Tensor:
-        power = power_spectrogram(tf.convert_to_tensor(windows, tf.float32), MUSICNN_STFT)
+        power = power_spectrogram(audio_to_float(windows), MUSICNN_STFT)
         power = power[:, : musicnn_input.PATCH_FRAMES]
         mel = tf.linalg.matmul(power, tf.constant(weights))
         mel = tf.cast(tf.cast(mel, tf.float16), tf.float32)
@@ -187,10 +271,43 @@ def musicnn_transform() -> Callable[[tf.Tensor], tf.Tensor]:
 
 # --------------------------------------------------------------------------------------------
 # the transform
+def log_mel_transform(cfg: TransformConfig, sample_rate: int) -> Callable[[tf.Tensor], tf.Tensor]:
+    """Windows [B, N] (int16 or float) -> log-mel dB [B, frames, n_mels] (the "mel" transform).
+
+    The mel projection runs on the phase-grouped power (``grouped_power``) and only the small
+    result is put back in time order.
+    """
+    weights = mel_filterbank(cfg, sample_rate)  # numpy, built once per graph construction
+
+    def log_mel(windows: tf.Tensor) -> tf.Tensor:
+        windows = audio_to_float(windows)
+        mel = _in_order(mel_projection(grouped_power(windows, cfg), weights), windows, cfg)
+        return power_to_db(mel, cfg.amin, cfg.top_db)
+
+    return log_mel
+
+
+def dct_matrix(n_mels: int, n_mfcc: int) -> np.ndarray:
+    """The first ``n_mfcc`` orthonormal DCT-II basis vectors as a [n_mels, n_mfcc] matrix:
+    ``log_mel @ it`` is ``scipy.fft.dct(log_mel, type=2, norm="ortho")[..., :n_mfcc]``."""
+    n = np.arange(n_mels)[:, None]
+    k = np.arange(n_mfcc)[None, :]
+    basis = np.cos(np.pi * k * (2 * n + 1) / (2 * n_mels)) * np.sqrt(2.0 / n_mels)
+    basis[:, 0] /= np.sqrt(2.0)
+    return basis.astype(np.float32)
+
+
+def mfcc_from_log_mel(log_mel: tf.Tensor, cfg: TransformConfig) -> tf.Tensor:
+    """librosa.feature.mfcc on a dB log-mel: DCT-II with norm="ortho" over the mel axis, as a
+    product with the ``n_mfcc`` basis vectors kept (``tf.signal.dct`` computes all ``n_mels``
+    through a 2 * n_mels FFT and cost 15 % of the whole MFCC transform)."""
+    return tf.linalg.matmul(log_mel, tf.constant(dct_matrix(cfg.n_mels, cfg.n_mfcc)))
+
+
 def make_transform(
     transform_cfg: TransformConfig, sample_rate: int = SAMPLE_RATE
 ) -> Callable[[tf.Tensor], tf.Tensor]:
-    """A function from a float32 batch of windows [B, N] to features [B, ...].
+    """A function from a batch of windows [B, N] (float32, or int16 PCM) to features [B, ...].
 
     Plain TensorFlow ops (no Python control flow on values): trace it into a tf.data map,
     a model (``TransformLayer``), or ``tf.function(jit_compile=True)`` for XLA.
@@ -200,12 +317,12 @@ def make_transform(
     name = cfg.name
 
     if name == "raw":
-        return lambda windows: tf.convert_to_tensor(windows, tf.float32)
+        return audio_to_float
 
     if name == "fft":
 
         def fft(windows: tf.Tensor) -> tf.Tensor:
-            spectrum = tf.signal.rfft(tf.convert_to_tensor(windows, tf.float32))
+            spectrum = tf.signal.rfft(audio_to_float(windows))
             power = tf.math.square(tf.math.real(spectrum)) + tf.math.square(tf.math.imag(spectrum))
             return power_to_db(power, cfg.amin, cfg.top_db)
 
@@ -214,7 +331,7 @@ def make_transform(
     if name == "stft":
 
         def stft(windows: tf.Tensor) -> tf.Tensor:
-            power = power_spectrogram(tf.convert_to_tensor(windows, tf.float32), cfg)
+            power = power_spectrogram(audio_to_float(windows), cfg)
             return power_to_db(power, cfg.amin, cfg.top_db)
 
         return stft
@@ -222,22 +339,14 @@ def make_transform(
     if name == "musicnn":
         return musicnn_transform()
 
-    weights = mel_filterbank(cfg, sample_rate)  # numpy, built once per graph construction
-
-    def log_mel(windows: tf.Tensor) -> tf.Tensor:
-        power = power_spectrogram(tf.convert_to_tensor(windows, tf.float32), cfg)
-        mel = tf.linalg.matmul(power, tf.constant(weights))  # [B, frames, n_mels]
-        return power_to_db(mel, cfg.amin, cfg.top_db)
-
+    log_mel = log_mel_transform(cfg, sample_rate)
     if name == "mel":
         return log_mel
 
     if name == "mfcc":
 
         def mfcc(windows: tf.Tensor) -> tf.Tensor:
-            # librosa.feature.mfcc: DCT-II with norm="ortho" over the mel axis of the dB log-mel
-            coefficients = tf.signal.dct(log_mel(windows), type=2, norm="ortho")
-            return coefficients[..., : cfg.n_mfcc]
+            return mfcc_from_log_mel(log_mel(windows), cfg)
 
         return mfcc
 
