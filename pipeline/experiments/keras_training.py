@@ -139,9 +139,8 @@ def fit_keras(cfg: PipelineConfig, train: TrainConfig, run: RunDir, num_classes:
     """Fit, resuming from the run's backup; returns (model of the best epoch, training info)."""
     import keras
 
-    from models.registry import compile_model, get_approach
+    from models.registry import compile_model, run_pretrain
 
-    approach = get_approach(train.model)
     train_ds = make_dataset(cfg, "train", training=True)
     val_ds = make_dataset(cfg, "validation", training=False)
     done = finished_epochs_in_backup(run) if run.backup_dir.exists() else 0
@@ -155,9 +154,8 @@ def fit_keras(cfg: PipelineConfig, train: TrainConfig, run: RunDir, num_classes:
 
     with get_strategy(train.strategy).scope():
         model = build_keras_model(cfg, train, num_classes)
-        if approach.pretrain is not None:
-            approach.pretrain(model, train_ds, val_ds,
-                              epochs=0 if resuming else train.pretrain_epochs, verbose=verbose)
+        run_pretrain(train.model, model, train_ds, val_ds, hparams=train.hparams,
+                     epochs=0 if resuming else train.pretrain_epochs, verbose=verbose)
         compile_model(model, learning_rate=train.learning_rate, optimizer=train.optimizer)
 
     start = time.perf_counter()

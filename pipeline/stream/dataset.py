@@ -35,6 +35,7 @@ from core.audio import SAMPLE_RATE
 from core.config import SPLITS, DatasetConfig, PipelineConfig
 from core.errors import ConfigError, DatasetNotBuiltError
 from core.resample import resample
+from pipeline.stream import folds
 from pipeline.stream.transforms import compiled_transform, make_transform
 from pipeline.stream.windowing import audio_to_float, cut_windows, frame_windows, pad_to_cover
 
@@ -151,7 +152,8 @@ def load_songs(
 
     Shards are read in parallel (TFDS ReadConfig); only these three features are decoded.
     With ``shuffle_files`` the shard order is shuffled (seeded); otherwise the order is the
-    stored one, the same on every pass.
+    stored one, the same on every pass.  With ``dataset_cfg.folds`` the split is that of one
+    cross-validation fold (``pipeline.stream.folds``): the pooled splits' songs, filtered by id.
     """
     import tensorflow_datasets as tfds
 
@@ -165,9 +167,14 @@ def load_songs(
         num_parallel_calls_for_decode=AUTOTUNE,
     )
     wanted = tfds.decode.PartialDecoding({"audio": True, "label": True, "song_id": True})
-    return builder.as_dataset(
-        split=split, shuffle_files=shuffle_files, read_config=read_config, decoders=wanted
-    )
+    if not dataset_cfg.folds:
+        return builder.as_dataset(
+            split=split, shuffle_files=shuffle_files, read_config=read_config, decoders=wanted
+        )
+    ids = folds.fold_song_ids(builder, dataset_cfg, split)
+    pooled = builder.as_dataset(split=dataset_cfg.fold_splits, shuffle_files=shuffle_files,
+                                read_config=read_config, decoders=wanted)
+    return folds.keep_songs(pooled, ids)
 
 
 # --------------------------------------------------------------------------------------------
