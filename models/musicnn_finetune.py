@@ -117,20 +117,27 @@ def pretrained_network(model: keras.Model) -> keras.Model:
     raise ValueError(f"{model.name} holds no pretrained network named {BASE_NAME!r}")
 
 
-def set_trainable_blocks(model: keras.Model, blocks: Sequence[str]) -> None:
-    """Make exactly the layers of the network whose names start with ``blocks`` trainable,
-    BatchNormalization layers excepted (they stay frozen, hence in inference mode)."""
+def set_trainable_blocks(model: keras.Model, blocks: Sequence[str], layer: str) -> None:
+    """Make exactly the layers of ``blocks`` on the path to feature ``layer`` trainable
+    (by name prefix), BatchNormalization layers excepted: they stay frozen, hence in
+    inference mode.  Layers off the path (the tag logits) stay frozen too."""
     base = pretrained_network(model)
+    on_path = {inner.name for inner in keras.Model(base.input, base.output[layer]).layers}
     base.trainable = True  # a nested model's own flag gates all of its layers' weights
     prefixes = tuple(f"{block}_" for block in blocks)
     for inner in base.layers:
         inner.trainable = (bool(prefixes) and inner.name.startswith(prefixes)
+                           and inner.name in on_path
                            and not isinstance(inner, keras.layers.BatchNormalization))
+
+
+def _first_two(x, y, *rest):
+    return x, y
 
 
 def _inputs_and_labels(ds: Optional[tf.data.Dataset]) -> Optional[tf.data.Dataset]:
     """``(x, y)`` of batches that may carry more (a song id): what ``fit`` takes."""
-    return None if ds is None else ds.map(lambda x, y, *rest: (x, y))
+    return None if ds is None else ds.map(_first_two)
 
 
 def train_head_then_unfreeze(
@@ -155,7 +162,7 @@ def train_head_then_unfreeze(
     blocks = unfrozen_blocks(layer, unfreeze)
     history = None
     if epochs > 0:
-        set_trainable_blocks(model, ())
+        set_trainable_blocks(model, (), layer)
         compile_model(model, learning_rate=head_learning_rate)
         monitor = "val_accuracy" if val_ds is not None else "accuracy"
         best = keras.callbacks.EarlyStopping(monitor=monitor, mode="max", patience=HEAD_PATIENCE,
@@ -163,5 +170,5 @@ def train_head_then_unfreeze(
         history = model.fit(_inputs_and_labels(train_ds), epochs=epochs, verbose=verbose,
                             validation_data=_inputs_and_labels(val_ds),
                             callbacks=[best, *(callbacks or [])])
-    set_trainable_blocks(model, blocks)
+    set_trainable_blocks(model, blocks, layer)
     return history

@@ -182,15 +182,16 @@ class SearchSpace:
             fixed: name -> value pinned (e.g. from explicitly given CLI flags or --fix).
             choices: name -> values replacing an entry's choices (or adding the entry).
         """
-        from models.registry import get_approach
-
         if tune not in TUNE_PARTS:
             raise ConfigError(f"unknown --tune {tune!r}; valid: {', '.join(TUNE_PARTS)}")
+        from models.registry import APPROACHES, get_approach
+
         approach = get_approach(model)
         if approach.kind != "keras":
+            keras_models = ", ".join(n for n, a in APPROACHES.items() if a.kind == "keras")
             raise ConfigError(
                 f"{model} is a scikit-learn approach; tuning searches Keras approaches "
-                "(use --model cnn1d, cnn2d, lstm or encoder_classifier)"
+                f"(use --model {keras_models})"
             )
         entries: dict[str, Entry] = {}
         if tune in ("all", "pipeline"):
