@@ -18,8 +18,8 @@ import pytest
 
 from core.config import DatasetConfig, PipelineConfig, WindowConfig
 from core.errors import ConfigError
-from pipeline import train
-from pipeline.experiments.crossval import Z_95, cv_summary, wilson_interval
+from pipeline import compare, train
+from pipeline.experiments.crossval import Z_95, cv_summary, paired_comparison, wilson_interval
 from pipeline.stream.dataset import load_songs, make_dataset
 from pipeline.stream.folds import assign_folds, folds_of_split
 
@@ -154,6 +154,16 @@ def test_cv_summary_refuses_a_song_tested_twice():
         cv_summary([fold, fold])
 
 
+def test_paired_comparison_counts_discordant_songs():
+    a = _fold([("a", "a"), ("b", "b"), ("c", "c"), ("a", "b"), ("b", "b")], 0.0, 1)
+    b = _fold([("a", "b"), ("b", "c"), ("c", "a"), ("a", "a"), ("b", "b")], 0.0, 1)
+    paired = paired_comparison(a, b)
+    assert (paired["only_a"], paired["only_b"]) == (3, 1)
+    assert paired["p_value"] == pytest.approx(2 * (1 + 4) / 16)  # two-sided binomial, n = 4
+    with pytest.raises(ValueError, match="different songs"):
+        paired_comparison(a, _fold([("a", "a")], 0.0, 1, tag="other"))
+
+
 @pytest.mark.parametrize("correct,n", [(8, 10), (45, 50), (0, 10), (10, 10), (1, 3)])
 def test_wilson_interval_bounds_solve_its_defining_equation(correct, n):
     # The Wilson bounds are the p with |p_hat - p| = z * sqrt(p (1 - p) / n).
@@ -199,3 +209,18 @@ def test_train_one_fold(small_data_dir, tmp_path):
                        "--folds", "4", "--fold", "1"]) == 0
     assert json.loads((run / "metrics.json").read_text())["num_songs"] == 10
     assert json.loads((run / "config.json").read_text())["pipeline"]["dataset"]["fold"] == 1
+
+
+def test_compare_folds_writes_the_cross_validated_report(small_data_dir, tmp_path):
+    report = tmp_path / "report"
+    argv = [*FAST_SVC[:2], "--window-seconds", "1.5", "--step-seconds", "1.5",
+            "--data-dir", small_data_dir, "--report-dir", str(report), "--models", "svc", "rf",
+            "--transforms", "mfcc", "--folds", "4"]
+    assert compare.main(argv) == 0
+    rows = (report / "results.csv").read_text().splitlines()
+    assert len(rows) == 3 and rows[0].startswith("approach,transform,model,folds,songs")
+    assert all(",4,40," in row for row in rows[1:])  # 4 folds, 40 songs each
+    for name in ("accuracy.png", "per_class.png", "confusion_rf_mfcc.png", "results.md"):
+        assert (report / name).stat().st_size > 0, name
+    assert (report / "runs" / "mfcc_svc" / "fold_3" / "metrics.json").exists()
+    assert "McNemar" in (report / "results.md").read_text()

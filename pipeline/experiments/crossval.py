@@ -120,6 +120,20 @@ def cv_summary(fold_summaries: Sequence[dict]) -> dict:
     }
 
 
+def paired_comparison(a: dict, b: dict) -> dict:
+    """Songs only ``a`` decides right, only ``b`` does, and the exact McNemar p-value (two-sided
+    binomial test of those discordant songs); both summaries must hold the same songs."""
+    from scipy.stats import binomtest
+
+    right = [{s["song_id"]: s["label"] == s["predicted"] for s in x["songs"]} for x in (a, b)]
+    if set(right[0]) != set(right[1]):
+        raise ValueError("paired comparison of cross-validations over different songs")
+    only_a = sum(right[0][s] and not right[1][s] for s in right[0])
+    only_b = sum(right[1][s] and not right[0][s] for s in right[0])
+    p = binomtest(only_a, only_a + only_b, 0.5).pvalue if only_a + only_b else 1.0
+    return {"only_a": only_a, "only_b": only_b, "p_value": float(p)}
+
+
 def format_cv(summary: dict, title: str = "") -> str:
     """One paragraph for the terminal: pooled accuracy, interval, fold spread, song count."""
     lo, hi = summary["song_accuracy_interval"]

@@ -18,13 +18,15 @@ from pathlib import Path
 
 from core.files import write_text_atomic
 from pipeline.experiments import plots
+from pipeline.experiments.crossval import paired_comparison
 from pipeline.experiments.report import (approach_label, dataset_note, markdown_table, pct,
                                          write_confusions, write_per_class)
 
 CV_COLUMNS = (
     "approach", "transform", "model", "folds", "songs", "windows", "song_accuracy",
     "song_accuracy_ci_low", "song_accuracy_ci_high", "fold_mean", "fold_std",
-    "window_accuracy", "song_macro_f1", "training_seconds", "parameters", "run_dir",
+    "window_accuracy", "song_macro_f1", "only_best", "only_this", "mcnemar_p",
+    "training_seconds", "parameters", "run_dir",
 )
 
 
@@ -49,13 +51,25 @@ def cv_table(rows: list[dict]) -> str:
     """The markdown results table of a cross-validated comparison."""
     return markdown_table(
         ("approach", "song acc. (out of fold)", "95 % interval", "per fold mean +- std",
-         "songs", "window acc.", "song macro F1", "train time, all folds (s)"),
+         "songs", "window acc.", "song macro F1", "vs best: songs only best / only this "
+         "right (McNemar p)", "train time, all folds (s)"),
         [(r["approach"], pct(r["song_accuracy"]),
           f"{pct(r['song_accuracy_ci_low'])}-{pct(r['song_accuracy_ci_high'])}",
           f"{pct(r['fold_mean'])} +- {pct(r['fold_std'])}", r["songs"],
-          pct(r["window_accuracy"]), f"{r['song_macro_f1']:.3f}", r["training_seconds"])
-         for r in rows],
+          pct(r["window_accuracy"]), f"{r['song_macro_f1']:.3f}",
+          "-" if i == 0 else f"{r['only_best']} / {r['only_this']} (p = {r['mcnemar_p']:.2g})",
+          r["training_seconds"])
+         for i, r in enumerate(rows)],
     )
+
+
+def add_paired(rows: list[dict], summaries: dict[str, dict]) -> None:
+    """Each row against the best (first) row, on the same songs: ``paired_comparison``."""
+    best = summaries[rows[0]["approach"]]
+    for r in rows[1:]:
+        paired = paired_comparison(best, summaries[r["approach"]])
+        r.update(only_best=paired["only_a"], only_this=paired["only_b"],
+                 mcnemar_p=round(paired["p_value"], 4))
 
 
 def write_cv_report(results: list[tuple[dict, Path]], report_dir: Path, dataset: str) -> str:
@@ -63,6 +77,8 @@ def write_cv_report(results: list[tuple[dict, Path]], report_dir: Path, dataset:
     report_dir.mkdir(parents=True, exist_ok=True)
     rows = sorted((cv_row(s, d) for s, d in results),
                   key=lambda r: (-r["song_accuracy"], -r["window_accuracy"]))
+    summaries = {approach_label(s): s for s, _ in results}
+    add_paired(rows, summaries)
     with open(report_dir / "results.csv", "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=CV_COLUMNS)
         writer.writeheader()
@@ -70,7 +86,6 @@ def write_cv_report(results: list[tuple[dict, Path]], report_dir: Path, dataset:
     folds, songs = rows[0]["folds"], rows[0]["songs"]
     title = f"{folds}-fold cross-validation by song on {dataset} ({songs} songs)"
     plots.plot_cv_accuracy(rows, report_dir / "accuracy.png", title)
-    summaries = {approach_label(s): s for s, _ in results}
     write_per_class(summaries, [r["approach"] for r in rows], report_dir, "out of fold")
     confusion = write_confusions(rows, summaries, report_dir)
     note = dataset_note(dataset)
@@ -78,7 +93,10 @@ def write_cv_report(results: list[tuple[dict, Path]], report_dir: Path, dataset:
                + "Every song is tested once, by the fold that held it out (mean-probability "
                "vote over its windows). Interval: 95 % Wilson score interval of the pooled "
                "out-of-fold song decisions. Per fold: mean and sample standard deviation of "
-               "the per-fold song accuracies.\n\n" + cv_table(rows))
+               "the per-fold song accuracies. Against the best: the songs only the best "
+               "decides right and those only this approach does, with the exact McNemar "
+               "p-value of that split (the same songs, so the comparison is paired).\n\n"
+               + cv_table(rows))
     write_text_atomic(report_dir / "results.md",
                       summary + "\n\n![accuracy](accuracy.png)\n\n"
                       + "".join(f"![{c}]({c})\n" for c in confusion)
