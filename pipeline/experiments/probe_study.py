@@ -6,7 +6,8 @@ each cost a full cross-validation through ``pipeline.compare`` (one feature pass
 Here the frozen networks run once over every window of the pooled splits (all three feature
 layers from one forward pass), and every choice is scored by out-of-fold song accuracy on
 exactly the folds ``--folds K`` uses (``pipeline.stream.folds``: same songs, same seed), each
-probe fitted on the fold's train split only, as ``pipeline.train`` fits it.
+probe fitted on the fold's train + validation songs as ``pipeline.train`` refits it
+(``--no-refit``: train songs only).
 
     python -m pipeline.experiments.probe_study --dataset-config gtzan --data-dir DIR [--json F]
 
@@ -69,8 +70,10 @@ def pool_songs(x: np.ndarray, labels: np.ndarray, song_ids: np.ndarray):
     return vectors, song_labels, songs
 
 
-def oof_song_accuracy(x, labels, song_ids, folds: dict, k: int, probe, pooling: str) -> float:
-    """Out-of-fold song accuracy of one choice: fit on each fold's train split, test its fold."""
+def oof_song_accuracy(x, labels, song_ids, folds: dict, k: int, probe, pooling: str,
+                      refit: bool = True) -> float:
+    """Out-of-fold song accuracy of one choice: fit on each fold's train split (and its
+    validation split with ``refit``, as ``pipeline.train`` does), test its fold."""
     from models.musicnn_probe import build_musicnn_probe
     from pipeline.experiments.metrics import song_predictions
     from pipeline.stream.folds import folds_of_split
@@ -80,7 +83,10 @@ def oof_song_accuracy(x, labels, song_ids, folds: dict, k: int, probe, pooling: 
     fold_of = np.asarray([folds[s] for s in song_ids])
     correct = 0
     for fold in range(k):
-        train = np.isin(fold_of, sorted(folds_of_split("train", fold, k)))
+        fitted = folds_of_split("train", fold, k)
+        if refit:
+            fitted |= folds_of_split("validation", fold, k)
+        train = np.isin(fold_of, sorted(fitted))
         test = fold_of == fold
         model = build_musicnn_probe(probe=probe[0], C=probe[1]).fit(x[train], labels[train])
         probs = np.zeros((int(test.sum()), int(labels.max()) + 1))
@@ -94,7 +100,7 @@ def cached_features(cfg: PipelineConfig, weights: str, cache_dir: Optional[str])
     """``window_features``, kept in ``cache_dir/<dataset>_<weights>.npz`` when given."""
     if cache_dir is None:
         return window_features(cfg, weights)
-    path = Path(cache_dir) / f"{cfg.dataset.name}_{weights}.npz"
+    path = Path(cache_dir) / f"{cfg.dataset.name}_{weights}_step{cfg.window.step_length}.npz"
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
         np.savez(path, **window_features(cfg, weights))
@@ -103,7 +109,7 @@ def cached_features(cfg: PipelineConfig, weights: str, cache_dir: Optional[str])
 
 
 def study(cfg: PipelineConfig, k: int, weights_list=("msd", "mtt"),
-          cache_dir: Optional[str] = None) -> list[dict]:
+          cache_dir: Optional[str] = None, refit: bool = True) -> list[dict]:
     """Every (weights, layer, probe, pooling) with its out-of-fold song accuracy, best first.
 
     An SVC is not fitted on pooled songs: its probability calibration needs 5 examples per
@@ -118,7 +124,7 @@ def study(cfg: PipelineConfig, k: int, weights_list=("msd", "mtt"),
             if pooling == "song" and probe[0] == "svc":
                 continue
             accuracy = oof_song_accuracy(data[layer], data["labels"], data["song_ids"], folds,
-                                         k, probe, pooling)
+                                         k, probe, pooling, refit)
             rows.append({"weights": weights, "layer": layer, "probe": name,
                          "pooling": pooling, "song_accuracy": accuracy, "songs": len(folds)})
             print(f"{weights} {layer:<12} {name:<15} {pooling:<7} {accuracy:.1%}", flush=True)
@@ -133,6 +139,10 @@ def main(argv: Optional[list[str]] = None) -> int:
     parser.add_argument("--data-dir")
     parser.add_argument("--folds", type=int, default=5)
     parser.add_argument("--fold-seed", type=int, default=42)
+    parser.add_argument("--step-seconds", type=float, default=None,
+                        help="hop between windows (default: the window, 2.976 s)")
+    parser.add_argument("--no-refit", action="store_true",
+                        help="fit each probe on the fold's train split only, not train + validation")
     parser.add_argument("--json", metavar="FILE", help="write every row as JSON")
     parser.add_argument("--cache-dir", metavar="DIR", help="keep the extracted features here")
     args = parser.parse_args(argv)
@@ -142,9 +152,9 @@ def main(argv: Optional[list[str]] = None) -> int:
         dataset=DatasetConfig(name=args.dataset_config, data_dir=args.data_dir,
                               fold_seed=args.fold_seed),
         window=WindowConfig(sample_rate=16_000, window_seconds=MUSICNN_WINDOW_SECONDS,
-                            step_seconds=MUSICNN_WINDOW_SECONDS),
+                            step_seconds=args.step_seconds or MUSICNN_WINDOW_SECONDS),
         transform=TransformConfig(name="musicnn")).validate()
-    rows = study(cfg, args.folds, cache_dir=args.cache_dir)
+    rows = study(cfg, args.folds, cache_dir=args.cache_dir, refit=not args.no_refit)
     print("\nbest first:")
     for r in rows[:10]:
         print(f"  {r['song_accuracy']:.1%}  {r['weights']} {r['layer']} {r['probe']} {r['pooling']}")
