@@ -164,6 +164,23 @@ def test_paired_comparison_counts_discordant_songs():
         paired_comparison(a, _fold([("a", "a")], 0.0, 1, tag="other"))
 
 
+def test_the_table_shows_a_tiny_mcnemar_p_value_unrounded():
+    from pipeline.experiments.cv_report import add_paired, cv_table
+
+    songs = [("a", "a")] * 20
+    best = {"approach": "best", **_fold(songs, 1.0, 20)}
+    worse = {"approach": "worse", **_fold([("a", "b")] * 20, 0.0, 20)}
+    rows = [{"approach": "best"}, {"approach": "worse"}]
+    add_paired(rows, {"best": best, "worse": worse})
+    assert (rows[1]["only_best"], rows[1]["only_this"]) == (20, 0)
+    assert rows[1]["mcnemar_p"] == pytest.approx(2 * 0.5**20)
+    for r in rows:
+        r.update(song_accuracy=0.5, song_accuracy_ci_low=0.3, song_accuracy_ci_high=0.7,
+                 fold_mean=0.5, fold_std=0.1, songs=20, window_accuracy=0.5,
+                 song_macro_f1=0.5, training_seconds=1.0)
+    assert "20 / 0 (p = 1.9e-06)" in cv_table(rows)
+
+
 @pytest.mark.parametrize("correct,n", [(8, 10), (45, 50), (0, 10), (10, 10), (1, 3)])
 def test_wilson_interval_bounds_solve_its_defining_equation(correct, n):
     # The Wilson bounds are the p with |p_hat - p| = z * sqrt(p (1 - p) / n).

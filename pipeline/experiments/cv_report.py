@@ -69,7 +69,7 @@ def add_paired(rows: list[dict], summaries: dict[str, dict]) -> None:
     for r in rows[1:]:
         paired = paired_comparison(best, summaries[r["approach"]])
         r.update(only_best=paired["only_a"], only_this=paired["only_b"],
-                 mcnemar_p=round(paired["p_value"], 4))
+                 mcnemar_p=paired["p_value"])  # not rounded: p can be 1e-5
 
 
 def write_cv_report(results: list[tuple[dict, Path]], report_dir: Path, dataset: str) -> str:
