@@ -15,6 +15,11 @@ against librosa.resample (soxr_hq): time and SNR.
 (data+xla), speedup, variants (every placement), peak_rss_mb_1x, peak_rss_mb_<N>x, rss_growth,
 device ("CPU" or "GPU:<name>"), resample (ms per song and SNR of each resampler).
 
+--transform musicnn: the musicnn approaches' pipeline (16 kHz, 2.976 s windows), and beside the
+transform the whole feature path of the `musicnn` approach (transform + frozen pretrained
+network, pipeline/benchmark/musicnn_features.py) in the same rounds: musicnn_windows_per_s in
+the JSON; the memory check then streams that path.
+
 The dataset is the gtzan_tfds `synthetic` config (no download), built on first use into
 --data-dir, or into a temporary directory that is removed afterwards.
 """
@@ -61,10 +66,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def make_cfg(args, placement: str = "data") -> PipelineConfig:
+    from pipeline.benchmark.musicnn_features import musicnn_window
+
     cfg = PipelineConfig(dataset=DatasetConfig(name=args.dataset, data_dir=args.data_dir),
                          transform=TransformConfig(name=args.transform),
                          batch_size=args.batch_size, transform_placement=placement)
-    return cfg.validate()
+    return musicnn_window(cfg) if args.transform == "musicnn" else cfg.validate()
 
 
 def _device() -> str:
@@ -84,7 +91,7 @@ def _child_argv(args) -> list[str]:
 
 
 def run(args) -> dict[str, Any]:
-    from pipeline.benchmark import memory, resampling, throughput
+    from pipeline.benchmark import memory, musicnn_features, resampling, throughput
     from pipeline.stream.dataset import ensure_built, load_songs
 
     cfg = make_cfg(args)
@@ -98,6 +105,8 @@ def run(args) -> dict[str, Any]:
     for label in variants:
         placement, jit = throughput.VARIANTS[label]
         passes[label] = throughput.pipeline_pass(make_cfg(args, placement), songs_ds, jit_compile=jit)
+    if args.transform == "musicnn":
+        passes[musicnn_features.LABEL] = musicnn_features.feature_pass(cfg, songs_ds)
     speeds = throughput.compare(passes, args.rounds, log=lambda m: print(m, flush=True))
     lib, default = speeds.pop("librosa"), speeds[variants[0]]
     if default["windows"] != lib["windows"]:
@@ -110,6 +119,8 @@ def run(args) -> dict[str, Any]:
               "librosa_windows_per_cpu_s": lib["windows_per_cpu_s"],
               "pipeline_windows_per_cpu_s": default["windows_per_cpu_s"], "variants": speeds,
               "speed_table": throughput.speed_table({"librosa": lib, **speeds})}
+    if musicnn_features.LABEL in speeds:
+        result["musicnn_windows_per_s"] = speeds[musicnn_features.LABEL]["windows_per_s"]
     if not args.skip_rss:
         print(f"memory: streaming 1x and {args.rss_factor}x the songs, each in a fresh process ...", flush=True)
         result.update(memory.compare_rss(_child_argv(args), args.rss_factor))
@@ -143,8 +154,11 @@ def main(argv: Optional[list[str]] = None) -> int:
         from pipeline.benchmark.memory import child_main
         from pipeline.stream.dataset import load_songs
 
+        from pipeline.benchmark.musicnn_features import feature_pass
+
         cfg = make_cfg(args)
-        return child_main(cfg, load_songs(cfg.dataset, args.split).take(args.songs), args.child_repeat)
+        return child_main(cfg, load_songs(cfg.dataset, args.split).take(args.songs),
+                          args.child_repeat, feature_pass if args.transform == "musicnn" else None)
     temp_dir = None
     if args.data_dir is None:
         temp_dir = args.data_dir = tempfile.mkdtemp(prefix="gtzan_bench_")

@@ -19,11 +19,14 @@ from typing import Any
 RSS_TOLERANCE = 0.10  # N x the data may use at most 10 % more peak memory than 1x
 
 
-def child_main(cfg, songs_ds, repeat: int) -> int:
-    """Subprocess body: stream the songs ``repeat`` times in one stream, print the peak RSS."""
+def child_main(cfg, songs_ds, repeat: int, make_pass=None) -> int:
+    """Subprocess body: stream the songs ``repeat`` times in one stream, print the peak RSS.
+
+    ``make_pass(cfg, songs_ds, jit_compile=...)`` makes the pass (default: the pipeline's,
+    ``throughput.pipeline_pass``; the musicnn feature path for ``--transform musicnn``)."""
     from pipeline.benchmark.throughput import pipeline_pass
 
-    one_pass = pipeline_pass(cfg, songs_ds.repeat(repeat), jit_compile=True)
+    one_pass = (make_pass or pipeline_pass)(cfg, songs_ds.repeat(repeat), jit_compile=True)
     windows = one_pass()["windows"]
     peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
     print(json.dumps({"peak_rss_mb": peak_kb / 1024, "windows": windows}))
