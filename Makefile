@@ -6,10 +6,13 @@ STAMP := $(VENV)/.installed
 
 .PHONY: venv demo test test-all bench bench-gpu clean
 
+# musicnn: the pretrained musicnn checkpoints (approaches musicnn, musicnn_finetune); --no-deps:
+# its metadata pins numpy<1.17, and only its checkpoint files are read (models/musicnn_checkpoint.py)
 $(STAMP): setup.cfg pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -e '.[test]'
+	$(PY) -m pip install -q --no-deps musicnn==0.1.0
 	@touch $(STAMP)
 
 venv: $(STAMP)

@@ -20,6 +20,7 @@ TRANSFORMS = ("raw", "fft", "stft", "mel", "mfcc", "musicnn")
 TRANSFORM_PLACEMENTS = ("data", "model")  # run the transform in tf.data or as the model's first layer
 SPLITS = ("train", "validation", "test")
 PAD_MODES = ("constant", "reflect")  # how centred STFT frames are padded at the ends
+MIN_FOLDS = 3  # k-fold: a test fold, a validation fold and at least one training fold
 
 
 @dataclasses.dataclass
@@ -32,10 +33,33 @@ class DatasetConfig:
     name: str = "synthetic"
     data_dir: Optional[str] = None  # TFDS data dir; None = TFDS default (~/tensorflow_datasets)
     manual_dir: Optional[str] = None  # where a download is, to build the dataset on first use
+    # k-fold cross-validation by song (pipeline.stream.folds): folds > 0 pools the songs of
+    # fold_splits, deals them into `folds` genre-stratified folds (seeded by fold_seed), and
+    # makes fold `fold` the test split, fold (fold + 1) % folds the validation split and the
+    # other folds the train split.  0 = the dataset's own splits.
+    folds: int = 0
+    fold: int = 0
+    fold_seed: int = 42
+    fold_splits: str = "train+validation+test"  # TFDS split syntax: the splits pooled
 
     def validate(self) -> None:
         if not self.name.strip():
             raise ConfigError("the dataset config name is empty")
+        if self.folds == 0:
+            return
+        if self.folds < MIN_FOLDS:
+            raise ConfigError(
+                f"folds must be 0 (the dataset's own splits) or at least {MIN_FOLDS} (test, "
+                f"validation and at least one training fold), got {self.folds}"
+            )
+        if not 0 <= self.fold < self.folds:
+            raise ConfigError(f"fold must be in 0..{self.folds - 1}, got {self.fold}")
+        parts = self.fold_splits.split("+")
+        if not parts or any(p not in SPLITS for p in parts) or len(set(parts)) != len(parts):
+            raise ConfigError(
+                f"fold_splits {self.fold_splits!r} must join distinct splits of "
+                f"{', '.join(SPLITS)} with '+', e.g. 'train+validation+test'"
+            )
 
 
 @dataclasses.dataclass
@@ -260,7 +284,10 @@ class TrainConfig:
     learning_rate: float = 1e-3
     optimizer: str = "adam"
     patience: int = 5  # early stopping on validation accuracy
-    pretrain_epochs: int = 10  # autoencoder epochs of encoder_classifier
+    pretrain_epochs: int = 10  # 1st stage: encoder_classifier autoencoder, musicnn_finetune head
+    # scikit-learn approaches: after scoring on validation, refit on train + validation (they
+    # have no epochs to choose there; Keras approaches stop early on validation instead)
+    refit: bool = True
     strategy: str = "default"  # tf.distribute strategy, one of STRATEGIES
     deterministic: bool = True  # tf.config.experimental.enable_op_determinism()
 

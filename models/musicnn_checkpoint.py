@@ -54,6 +54,15 @@ def package_dir() -> pathlib.Path:
     return pathlib.Path(locations[0])
 
 
+def is_installed() -> bool:
+    """Whether the ``musicnn`` wheel with its checkpoints is installed (nothing is imported)."""
+    try:
+        checkpoint_dir("msd")
+    except WeightsNotFoundError:
+        return False
+    return True
+
+
 def checkpoint_dir(weights: str) -> pathlib.Path:
     """The folder of checkpoint ``weights`` (a ``CHECKPOINT_FOLDERS`` key) in the wheel."""
     if weights not in CHECKPOINT_FOLDERS:

@@ -5,8 +5,8 @@ The CLIs, the tuner and the tests go through this module only::
     approach = get_approach("cnn2d")
     check_compatible("cnn2d", "mel")                   # ConfigError with the reason otherwise
     model = build_model("cnn2d", (130, 128), 10, seed=42, filters=32)
-    if approach.pretrain:                              # encoder_classifier only
-        approach.pretrain(model, train_ds, val_ds, epochs=20)
+    run_pretrain("cnn2d", model, train_ds, val_ds,     # the approach's pretrain hook, if any
+                 hparams={}, epochs=20)                # (encoder_classifier, musicnn_finetune)
     compile_model(model, learning_rate=1e-3)           # builders return *uncompiled* models
     model.fit(train_ds, validation_data=val_ds, ...)
 
@@ -15,16 +15,29 @@ batch of features ``[B, *input_shape]`` to softmax probabilities ``[B, num_class
 integer class ids.  Every model normalises its own input (no external scaling), and saves and
 loads with ``model.save("x.keras")`` / ``keras.models.load_model`` (built-in layers only).
 
-scikit-learn approaches: ``build(seed=..., **hp) -> sklearn Pipeline`` fitted on
-``pool_features(features)`` arrays (the CLI streams batches through ``pool_features``).
+scikit-learn approaches: ``build(seed=..., **hp) -> sklearn Pipeline`` fitted on the vectors of
+the approach's ``featurize`` (the CLI streams batches through ``featurizer(name, hparams)``).
+
+Hyperparameters are the keyword defaults of ``build``, plus the ``hook_hparams`` an approach
+declares for its ``featurize``/``pretrain`` hooks (keyword-only arguments there): every
+hyperparameter goes to the callables whose signature names it, so ``musicnn``'s ``weights`` and
+``layer`` reach its feature extractor and its ``probe`` and ``C`` reach ``build``.
+
+Approaches built on a pretrained network also say what the pipeline must be (``requires``:
+``{"transform.name": "musicnn", "window.sample_rate": 16000}``) and what it should be unless
+the user says otherwise (``presets``: window length, step, learning rate), as dotted
+``PipelineConfig``/``TrainConfig`` paths; ``pipeline.cli.flags.apply_approach_settings`` applies
+them where no flag was given, and refuses a flag that contradicts a requirement.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import inspect
 from typing import Any, Callable, Optional, Sequence
 
+from core import musicnn_input
 from core.config import TRANSFORMS
 from core.errors import ConfigError
 from models.cnn1d import build_cnn1d
@@ -32,17 +45,25 @@ from models.cnn2d import build_cnn2d
 from models.common import compile_model
 from models.encoder_classifier import build_encoder_classifier, pretrain
 from models.lstm import build_lstm
+from models.musicnn_checkpoint import checkpoint_dir as musicnn_checkpoint_dir
+from models.musicnn_checkpoint import is_installed as musicnn_weights_installed
+from models.musicnn_finetune import build_musicnn_finetune, train_head_then_unfreeze
+from models.musicnn_probe import build_musicnn_probe, musicnn_features
 from models.sklearn_baselines import SVC_CALIBRATION_FOLDS, build_rf, build_svc, pool_features
 
 __all__ = [
     "APPROACHES",
     "Approach",
     "build_model",
+    "check_available",
     "check_compatible",
     "check_hparams",
     "compile_model",
+    "featurizer",
     "get_approach",
+    "is_available",
     "pool_features",
+    "run_pretrain",
 ]
 
 TIME_FREQUENCY = ("stft", "mel", "mfcc")
@@ -60,6 +81,12 @@ _NEEDS = {
 # Arguments of the builders that are not hyperparameters.
 _NOT_HPARAMS = ("input_shape", "num_classes", "seed")
 
+# The pretrained musicnn networks read 16 kHz patches of 187 frames: 2.976 s windows.
+MUSICNN_WINDOW_SECONDS = musicnn_input.MIN_WINDOW_LENGTH / musicnn_input.SAMPLE_RATE
+MUSICNN_REQUIRES = {"transform.name": "musicnn", "window.sample_rate": musicnn_input.SAMPLE_RATE}
+MUSICNN_PRESETS = {"window.window_seconds": MUSICNN_WINDOW_SECONDS,
+                   "window.step_seconds": MUSICNN_WINDOW_SECONDS}
+
 
 def _signature_defaults(build: Callable) -> dict[str, Any]:
     """The keyword defaults of ``build``, less its non-hyperparameter arguments."""
@@ -68,6 +95,14 @@ def _signature_defaults(build: Callable) -> dict[str, Any]:
         for name, p in inspect.signature(build).parameters.items()
         if name not in _NOT_HPARAMS and p.default is not inspect.Parameter.empty
     }
+
+
+def _accepted(fn: Callable, hparams: dict) -> dict[str, Any]:
+    """The entries of ``hparams`` that ``fn`` takes as keyword arguments."""
+    params = inspect.signature(fn).parameters
+    return {k: v for k, v in hparams.items() if k in params
+            and params[k].kind in (inspect.Parameter.KEYWORD_ONLY,
+                                   inspect.Parameter.POSITIONAL_OR_KEYWORD)}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -85,8 +120,15 @@ class Approach:
             verbose="auto")`` to run after building and before ``compile_model`` and ``fit``.
         description: one line for ``--help`` and reports.
         featurize: sklearn: batch of pipeline features ``[B, ...]`` -> vectors ``[B, d]`` the
-            estimator is fitted on (and predicts from).
+            estimator is fitted on (and predicts from); use ``featurizer(name, hparams)``.
         min_windows_per_class: sklearn: fewest training windows of a class ``fit`` accepts.
+        hook_hparams: hyperparameters taken by ``featurize``/``pretrain`` (keyword-only there,
+            defaults from their signatures) rather than by ``build``.
+        requires: pipeline settings the approach cannot work without (dotted config paths,
+            e.g. ``"window.sample_rate"``): a flag that contradicts one is a ConfigError.
+        presets: settings used where the user gave no flag (``"window.window_seconds"``,
+            ``"train.learning_rate"``, ...).
+        needs_weights: built on the pretrained musicnn networks (the ``musicnn`` wheel).
     """
 
     name: str
@@ -98,11 +140,21 @@ class Approach:
     description: str = ""
     featurize: Optional[Callable] = None
     min_windows_per_class: int = 1
+    hook_hparams: tuple[str, ...] = ()
+    requires: dict = dataclasses.field(default_factory=dict)
+    presets: dict = dataclasses.field(default_factory=dict)
+    needs_weights: bool = False
 
 
 def _approach(name, kind, transforms, build, description, **extra) -> Approach:
+    defaults = _signature_defaults(build)
+    for hook in (extra.get("featurize"), extra.get("pretrain")):
+        if hook is not None:
+            hook_defaults = _signature_defaults(hook)
+            defaults.update({n: hook_defaults[n] for n in extra.get("hook_hparams", ())
+                             if n in hook_defaults})
     return Approach(name=name, kind=kind, transforms=transforms, build=build,
-                    defaults=_signature_defaults(build), description=description, **extra)
+                    defaults=defaults, description=description, **extra)
 
 
 APPROACHES: dict[str, Approach] = {
@@ -135,6 +187,19 @@ APPROACHES: dict[str, Approach] = {
             "conv autoencoder pretrained on reconstruction, frozen encoder + small classifier",
             pretrain=pretrain,
         ),
+        _approach(
+            "musicnn", "sklearn", ("musicnn",), build_musicnn_probe,
+            "frozen pretrained musicnn features of each window + linear probe",
+            featurize=musicnn_features, hook_hparams=("weights", "layer"),
+            requires=MUSICNN_REQUIRES, presets=MUSICNN_PRESETS, needs_weights=True,
+        ),
+        _approach(
+            "musicnn_finetune", "keras", ("musicnn",), build_musicnn_finetune,
+            "pretrained musicnn + new head: head trained first, then the top blocks fine-tuned",
+            pretrain=train_head_then_unfreeze, hook_hparams=("head_learning_rate", "unfreeze"),
+            requires=MUSICNN_REQUIRES,
+            presets={**MUSICNN_PRESETS, "train.learning_rate": 1e-4}, needs_weights=True,
+        ),
     )
 }
 
@@ -147,6 +212,39 @@ def get_approach(name: str) -> Approach:
         raise ConfigError(
             f"unknown model {name!r}; valid: {', '.join(APPROACHES)}"
         ) from None
+
+
+def is_available(name: str) -> bool:
+    """Whether approach ``name`` can run here (its pretrained weights, if any, are installed)."""
+    return not get_approach(name).needs_weights or musicnn_weights_installed()
+
+
+def check_available(name: str) -> None:
+    """WeightsNotFoundError (with the install command) when ``name``'s weights are missing."""
+    if get_approach(name).needs_weights:
+        musicnn_checkpoint_dir("msd")
+
+
+def featurizer(name: str, hparams: Optional[dict] = None) -> Callable:
+    """sklearn approach ``name``'s ``featurize`` with its hyperparameters (``hparams`` over the
+    defaults) bound: a function from a batch of pipeline features to vectors."""
+    approach = get_approach(name)
+    if approach.featurize is None:
+        raise ValueError(f"{name} is not a scikit-learn approach: it has no featurize")
+    check_hparams(name, hparams or {})
+    bound = _accepted(approach.featurize, {**approach.defaults, **(hparams or {})})
+    return functools.partial(approach.featurize, **bound) if bound else approach.featurize
+
+
+def run_pretrain(name: str, model, train_ds, val_ds, *, hparams: dict, epochs: int,
+                 verbose="auto"):
+    """Run approach ``name``'s ``pretrain`` hook (if any) with its hyperparameters; call
+    ``compile_model`` after it.  Returns what the hook returns (None without a hook)."""
+    approach = get_approach(name)
+    if approach.pretrain is None:
+        return None
+    bound = _accepted(approach.pretrain, {**approach.defaults, **hparams})
+    return approach.pretrain(model, train_ds, val_ds, epochs=epochs, verbose=verbose, **bound)
 
 
 def check_compatible(model: str, transform: str) -> None:
@@ -193,6 +291,7 @@ def build_model(
     """
     approach = get_approach(name)
     check_hparams(name, hparams)
+    hparams = _accepted(approach.build, hparams)  # hook hyperparameters go to the hooks
     if approach.kind == "sklearn":
         return approach.build(seed=seed, **hparams)
     if input_shape is None:

@@ -9,7 +9,7 @@ Speed (pipeline/benchmark/throughput.py): librosa one window at a time, as the s
 against the pipeline end to end (TFRecords -> int16 windows -> batches -> transform) with the
 transform in tf.data or in the model, with and without XLA (--quick times the default only);
 alternating rounds, each way's best round counts.  Then every transform (raw, fft, stft, mel,
-mfcc, and musicnn without a librosa twin) against its librosa loop, with its FLOPs per window
+mfcc, musicnn) against its librosa loop, with its FLOPs per window
 and the fraction of the machine's FLOP limit reached (pipeline/benchmark/flops.py).
 Stages (pipeline/benchmark/stages.py): where the time of the training stream goes.
 Input stalls (pipeline/benchmark/stalls.py): the fraction of a real model.fit (cnn2d on mel,
@@ -31,6 +31,11 @@ input_wait_fraction, peak_rss_mb_1x, peak_rss_mb_<N>x, rss_growth, device ("CPU"
 The dataset is a gtzan_tfds config (`synthetic` by default, no download; `gtzan` with
 --manual-dir), built on first use into --data-dir, or into a temporary directory that is
 removed afterwards.
+
+--transform musicnn: the musicnn approaches' pipeline (16 kHz, 2.976 s windows), and beside the
+transform the whole feature path of the `musicnn` approach (transform + frozen pretrained
+network, pipeline/benchmark/musicnn_features.py) in the same rounds: musicnn_windows_per_s in
+the JSON; the memory check then streams that path.
 """
 
 from __future__ import annotations
@@ -46,7 +51,7 @@ from typing import Any, Optional
 from core.config import TRANSFORMS, DatasetConfig, PipelineConfig, TransformConfig
 from pipeline.cli.entry import run_cli
 
-LIBROSA_TRANSFORMS = ("raw", "fft", "stft", "mel", "mfcc")  # the seed study's, with a librosa twin
+TRANSFORMS = ("raw", "fft", "stft", "mel", "mfcc", "musicnn")  # each with a librosa twin
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -84,15 +89,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 def make_cfg(args, placement: str = "data", transform: Optional[str] = None,
              batch_size: Optional[int] = None) -> PipelineConfig:
-    from pipeline.benchmark.gpu import musicnn_window
+    from pipeline.benchmark.musicnn_features import musicnn_window
 
     cfg = PipelineConfig(
         dataset=DatasetConfig(name=args.dataset, data_dir=args.data_dir, manual_dir=args.manual_dir),
         transform=TransformConfig(name=transform or args.transform),
         batch_size=batch_size or args.batch_size, transform_placement=placement)
-    if cfg.transform.name == "musicnn":
-        cfg = musicnn_window(cfg)
-    return cfg.validate()
+    return musicnn_window(cfg) if cfg.transform.name == "musicnn" else cfg.validate()
 
 
 def _device() -> str:
@@ -118,7 +121,7 @@ def _log(message: str) -> None:
 
 def headline(args, songs_ds, songs_fn) -> dict[str, Any]:
     """librosa against every placement (--quick: the default only) for --transform."""
-    from pipeline.benchmark import throughput
+    from pipeline.benchmark import musicnn_features, throughput
 
     cfg = make_cfg(args)
     variants = list(throughput.VARIANTS)[:1] if args.quick else list(throughput.VARIANTS)
@@ -126,11 +129,16 @@ def headline(args, songs_ds, songs_fn) -> dict[str, Any]:
     for label in variants:
         placement, jit = throughput.VARIANTS[label]
         passes[label] = throughput.pipeline_pass(make_cfg(args, placement), songs_ds, jit_compile=jit)
+    if args.transform == "musicnn":
+        passes[musicnn_features.LABEL] = musicnn_features.feature_pass(cfg, songs_ds)
     speeds = throughput.compare(passes, args.rounds, log=_log)
     lib, default = speeds.pop("librosa"), speeds[variants[0]]
     if default["windows"] != lib["windows"]:
         raise RuntimeError(f"window counts differ: librosa {lib['windows']}, pipeline {default['windows']}")
-    return {"windows": lib["windows"],
+    extra = {}
+    if musicnn_features.LABEL in speeds:
+        extra["musicnn_windows_per_s"] = speeds[musicnn_features.LABEL]["windows_per_s"]
+    return {**extra, "windows": lib["windows"],
             "librosa_windows_per_s": lib["windows_per_s"],
             "pipeline_windows_per_s": default["windows_per_s"],
             "speedup": default["windows_per_s"] / lib["windows_per_s"],
@@ -144,7 +152,7 @@ def per_transform(args, songs_ds, songs_fn, result: dict[str, Any]) -> dict[str,
     from pipeline.benchmark import flops, throughput
 
     rates = flops.machine_rates()
-    names = (args.transform,) if args.quick else LIBROSA_TRANSFORMS + ("musicnn",)
+    names = (args.transform,) if args.quick else TRANSFORMS
     out = {}
     for name in names:
         cfg = make_cfg(args, transform=name)
@@ -152,9 +160,8 @@ def per_transform(args, songs_ds, songs_fn, result: dict[str, Any]) -> dict[str,
             r = {"librosa": {"windows_per_s": result["librosa_windows_per_s"]},
                  "pipeline": {"windows_per_s": result["pipeline_windows_per_s"]}}
         else:
-            passes = {"pipeline": throughput.pipeline_pass(cfg, songs_ds, jit_compile=True)}
-            if name in LIBROSA_TRANSFORMS:
-                passes["librosa"] = throughput.librosa_pass(cfg, songs_fn)
+            passes = {"pipeline": throughput.pipeline_pass(cfg, songs_ds, jit_compile=True),
+                      "librosa": throughput.librosa_pass(cfg, songs_fn)}
             r = throughput.compare(passes, args.rounds, log=lambda m: _log(f"{name}: {m}"))
         speed = r["pipeline"]["windows_per_s"]
         lib = r.get("librosa", {}).get("windows_per_s")
@@ -263,8 +270,11 @@ def main(argv: Optional[list[str]] = None) -> int:
         from pipeline.benchmark.memory import child_main
         from pipeline.stream.dataset import load_songs
 
+        from pipeline.benchmark.musicnn_features import feature_pass
+
         cfg = make_cfg(args)
-        return child_main(cfg, load_songs(cfg.dataset, args.split).take(args.songs), args.child_repeat)
+        return child_main(cfg, load_songs(cfg.dataset, args.split).take(args.songs),
+                          args.child_repeat, feature_pass if args.transform == "musicnn" else None)
     temp_dir = None
     if args.data_dir is None:
         temp_dir = args.data_dir = tempfile.mkdtemp(prefix="gtzan_bench_")

@@ -9,6 +9,15 @@ re-run after an interruption only trains what is missing, and writes into one re
     per_class.csv, per_class.md, per_class.png   per-genre song recall: easy and hard genres
 
 --hparam KEY=VALUE applies to every approach that has the hyperparameter KEY.
+
+Approaches built on the pretrained musicnn networks (musicnn, musicnn_finetune: in the default
+grid when the musicnn wheel is installed) take only the musicnn transform and bring its
+pipeline (16 kHz, 2.976 s windows); a pipeline flag that contradicts it is refused for a model
+named in --models, and leaves that model out of the default grid (with a note).
+
+--folds K: k-fold cross-validation by song of every approach on the same folds
+(runs/<transform>_<model>/fold_<i>); the report gives the out-of-fold song accuracy, its
+spread across folds, its 95 % interval and the number of songs (cv_report.py).
 """
 
 from __future__ import annotations
@@ -27,11 +36,10 @@ QUICK_TRAIN = {"TrainConfig.epochs": 2, "TrainConfig.pretrain_epochs": 1}
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from pipeline.experiments.comparison import DEFAULT_MODELS
-
     parser = argparse.ArgumentParser(prog="python -m pipeline.compare", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--models", nargs="+", default=list(DEFAULT_MODELS), help="approaches (default: all)")
+    parser.add_argument("--models", nargs="+", default=None,
+                        help="approaches (default: all; the musicnn ones when installed)")
     parser.add_argument("--transforms", nargs="+", default=list(TRANSFORMS), choices=TRANSFORMS,
                         help="transforms (default: all; invalid pairs are skipped)")
     parser.add_argument("--exclude", nargs="+", default=[], metavar="TRANSFORM:MODEL",
@@ -46,6 +54,27 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def make_jobs(args, pairs, explicit_models: bool) -> list:
+    """One job per pair, each with its model's configs; a pair whose model cannot take the
+    flags is a ConfigError when the model was named, else left out with a note."""
+    from pipeline.experiments import comparison
+
+    all_folds = getattr(args, "DatasetConfig.fold") is None
+    jobs = []
+    for transform, model in pairs:
+        try:
+            model_args = flags.apply_approach_settings(args, model)
+            jobs.append(comparison.make_job(
+                transform, model, flags.pipeline_config_from_args(model_args),
+                flags.train_config_from_args(model_args), all_folds=all_folds))
+        except ConfigError as e:
+            if explicit_models:
+                raise ConfigError(f"{comparison.approach_name(transform, model)}: {e}") from e
+            print(f"note: {comparison.approach_name(transform, model)} left out of the default "
+                  f"grid: {e}")
+    return jobs
+
+
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     if args.quick:  # quick defaults apply only where the user gave no flag
@@ -55,24 +84,30 @@ def main(argv=None) -> int:
     cfg = flags.pipeline_config_from_args(args).validate()
     train = flags.train_config_from_args(args).validate()
 
-    from pipeline.experiments import comparison, report
+    from pipeline.experiments import comparison, cv_report, report
     from pipeline.experiments.locking import FolderLock
     from pipeline.experiments.seeding import configure_determinism
 
     pairs = list(comparison.QUICK_GRID) if args.quick else comparison.grid(
-        args.models, args.transforms, args.exclude)
+        args.models or comparison.default_models(), args.transforms, args.exclude)
     if not pairs:
         raise ConfigError("no valid (transform, model) pair in the requested grid")
     comparison.check_hparams_apply(pairs, train.hparams)
+    jobs = make_jobs(args, pairs, explicit_models=args.models is not None)
+    if not jobs:
+        raise ConfigError("no approach of the grid can run with these flags")
     report_dir = Path(args.report_dir)
     configure_determinism(train.deterministic)
     with FolderLock(report_dir, "comparison report"):
         if args.fresh and (report_dir / "runs").exists():
             shutil.rmtree(report_dir / "runs")
-        print(f"{len(pairs)} approaches on {cfg.dataset.name}: "
-              + ", ".join(comparison.approach_name(t, m) for t, m in pairs))
-        results = comparison.run_grid(cfg, train, pairs, report_dir, verbose=args.verbose)
-        print(report.write_report(results, report_dir, cfg.dataset.name))
+        print(f"{len(jobs)} approaches on {cfg.dataset.name}: "
+              + ", ".join(comparison.approach_name(j.transform, j.model) for j in jobs))
+        results = comparison.run_grid(jobs, report_dir, verbose=args.verbose)
+        if jobs and jobs[0].all_folds:
+            print(cv_report.write_cv_report(results, report_dir, cfg.dataset.name))
+        else:
+            print(report.write_report(results, report_dir, cfg.dataset.name))
     print(f"report: {report_dir}/results.md (+ results.csv, accuracy.png, per_class.png, confusion_*.png)")
     return 0
 

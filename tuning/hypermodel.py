@@ -25,7 +25,7 @@ import numpy as np
 
 from core.config import PipelineConfig, TrainConfig
 from core.errors import ConfigError
-from models.registry import compile_model, get_approach
+from models.registry import compile_model, get_approach, run_pretrain
 from pipeline.experiments.keras_training import build_keras_model
 from pipeline.experiments.metrics import song_predictions
 from pipeline.experiments.predictor import Predictor
@@ -130,10 +130,10 @@ class TrialHyperModel(keras_tuner.HyperModel):
         initial_epoch = int(kwargs.pop("initial_epoch", 0))
         verbose = kwargs.pop("verbose", 0)
 
-        approach = get_approach(train.model)
-        if approach.pretrain is not None and initial_epoch == 0:
+        if get_approach(train.model).pretrain is not None and initial_epoch == 0:
             # Hyperband continuations (initial_epoch > 0) start from a pretrained checkpoint.
-            approach.pretrain(model, train_ds, val_ds, epochs=train.pretrain_epochs, verbose=verbose)
+            run_pretrain(train.model, model, train_ds, val_ds, hparams=train.hparams,
+                         epochs=train.pretrain_epochs, verbose=verbose)
             compile_model(model, learning_rate=train.learning_rate, optimizer=train.optimizer,
                           soft_labels=cfg.augment.mixup_alpha > 0)
 

@@ -341,10 +341,13 @@ def retrain_best(record: dict, space, base: PipelineConfig, base_train: TrainCon
 
 # --------------------------------------------------------------------------------------------
 def base_configs(args, model: str, transform: str) -> tuple[PipelineConfig, TrainConfig]:
-    """The search's base configs: the flags, with the approach's model and transform."""
-    base = flags.pipeline_config_from_args(args)
+    """The search's base configs: the flags, with the approach's model and transform, and
+    what the approach implies where no flag was given (musicnn_finetune: its 16 kHz pipeline;
+    a contradicting flag is a ConfigError)."""
+    model_args = flags.apply_approach_settings(args, model)
+    base = flags.pipeline_config_from_args(model_args)
     base = dataclasses.replace(base, transform=dataclasses.replace(base.transform, name=transform))
-    base_train = dataclasses.replace(flags.train_config_from_args(args), model=model)
+    base_train = dataclasses.replace(flags.train_config_from_args(model_args), model=model)
     return base.validate(), base_train.validate()
 
 

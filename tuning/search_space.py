@@ -143,6 +143,19 @@ MODEL_SPACE: dict[str, Entry] = {
     "front_kernel": Choice((64, 128, 256, 512)),
     "front_stride": Choice((16, 32, 64)),
 }
+# Entries of one approach only, over the shared ones above: musicnn_finetune's second stage
+# fine-tunes pretrained blocks (learning rates 10x lower than from scratch); its own
+# hyperparameters (models/musicnn_finetune.py).
+APPROACH_SPACE: dict[str, dict[str, Entry]] = {
+    "musicnn_finetune": {
+        "learning_rate": FloatRange(1e-5, 1e-3, sampling="log"),
+        "head_learning_rate": FloatRange(1e-4, 1e-2, sampling="log"),
+        "unfreeze": Choice((0, 1, 2)),
+        "dense_units": Choice((0, 64, 128)),
+        "weights": Choice(("msd", "mtt")),
+        "layer": Choice(("max_pool", "mean_pool", "penultimate")),
+    },
+}
 # Builder arguments that only act on some inputs (cnn1d's strided front end: 1-D features).
 MODEL_FIELDS_ONLY_FOR = {
     "front_kernel": ("raw", "fft"),
@@ -182,15 +195,16 @@ class SearchSpace:
             fixed: name -> value pinned (e.g. from explicitly given CLI flags or --fix).
             choices: name -> values replacing an entry's choices (or adding the entry).
         """
-        from models.registry import get_approach
-
         if tune not in TUNE_PARTS:
             raise ConfigError(f"unknown --tune {tune!r}; valid: {', '.join(TUNE_PARTS)}")
+        from models.registry import APPROACHES, get_approach
+
         approach = get_approach(model)
         if approach.kind != "keras":
+            keras_models = ", ".join(n for n, a in APPROACHES.items() if a.kind == "keras")
             raise ConfigError(
                 f"{model} is a scikit-learn approach; tuning searches Keras approaches "
-                "(use --model cnn1d, cnn2d, lstm or encoder_classifier)"
+                f"(use --model {keras_models})"
             )
         entries: dict[str, Entry] = {}
         if tune in ("all", "pipeline"):
@@ -202,6 +216,7 @@ class SearchSpace:
             for name in approach.defaults:
                 if name in MODEL_SPACE and transform in MODEL_FIELDS_ONLY_FOR.get(name, (transform,)):
                     entries[name] = MODEL_SPACE[name]
+            entries.update(APPROACH_SPACE.get(model, {}))
         space = cls(model, transform, entries)
         known = space.known_names()
         for name, values in (choices or {}).items():

@@ -16,7 +16,6 @@ someone runs it on a GPU machine (``make bench-gpu``); sized to finish in well u
 
 from __future__ import annotations
 
-import dataclasses
 import time
 from typing import Any
 
@@ -89,10 +88,3 @@ def gpu_table(result: dict[str, Any]) -> str:
                      r["gpu alone"]["output_device"].split("device:")[-1]))
     return f"windows/s on {result['device']}\n" + table(rows)
 
-
-def musicnn_window(cfg):
-    """``cfg`` with 16 kHz windows, which the musicnn transform needs."""
-    from core import musicnn_input
-
-    return dataclasses.replace(cfg, window=dataclasses.replace(
-        cfg.window, sample_rate=musicnn_input.SAMPLE_RATE))

@@ -53,7 +53,22 @@ def raw(window: np.ndarray, cfg: TransformConfig, sr: int) -> np.ndarray:
     return window
 
 
-REFERENCES = {"raw": raw, "fft": fft_db, "stft": stft_db, "mel": mel_db, "mfcc": mfcc}
+def musicnn(window: np.ndarray, cfg: TransformConfig, sr: int) -> np.ndarray:
+    """The ``"musicnn"`` transform on one 16 kHz window, as musicnn's extractor computes it
+    (librosa 0.7's reflect padding made explicit; the mel power rounded to float16, the log in
+    float32 as the pipeline does): first 187 frames (core.musicnn_input)."""
+    import librosa
+
+    from core import musicnn_input as m
+
+    mel = librosa.feature.melspectrogram(y=window, sr=m.SAMPLE_RATE, hop_length=m.HOP_LENGTH,
+                                         n_fft=m.N_FFT, n_mels=m.N_MELS, pad_mode=m.PAD_MODE).T
+    mel = mel.astype(np.float16).astype(np.float32)
+    return np.log10(m.LOG_SCALE * mel + 1)[: m.PATCH_FRAMES]
+
+
+REFERENCES = {"raw": raw, "fft": fft_db, "stft": stft_db, "mel": mel_db, "mfcc": mfcc,
+              "musicnn": musicnn}
 
 
 def librosa_transform(cfg: TransformConfig, sr: int) -> Callable[[np.ndarray], np.ndarray]:

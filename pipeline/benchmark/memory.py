@@ -22,13 +22,17 @@ from typing import Any
 RSS_TOLERANCE = 0.10  # N x the data may use at most 10 % more peak memory than 1x
 
 
-def child_main(cfg, songs_ds, repeat: int) -> int:
+def child_main(cfg, songs_ds, repeat: int, make_pass=None) -> int:
     """Subprocess body: a warm-up pass over the songs, then the songs ``repeat`` times in one
-    stream; prints the peak RSS."""
+    stream; prints the peak RSS.
+
+    ``make_pass(cfg, songs_ds, jit_compile=...)`` makes the pass (default: the pipeline's,
+    ``throughput.pipeline_pass``; the musicnn feature path for ``--transform musicnn``)."""
     from pipeline.benchmark.throughput import pipeline_pass
 
-    pipeline_pass(cfg, songs_ds, jit_compile=True)()  # warm-up, the same for every factor
-    one_pass = pipeline_pass(cfg, songs_ds.repeat(repeat), jit_compile=True)
+    make_pass = make_pass or pipeline_pass
+    make_pass(cfg, songs_ds, jit_compile=True)()  # warm-up, the same for every factor
+    one_pass = make_pass(cfg, songs_ds.repeat(repeat), jit_compile=True)
     windows = one_pass()["windows"]
     print(json.dumps({"peak_rss_mb": peak_rss_kb() / 1024, "windows": windows}))
     return 0

@@ -33,6 +33,12 @@ _HELP = {
     "\"songs_per_genre\": 160}')",
     "data_dir": "TFDS data dir holding the built dataset (default: TFDS's ~/tensorflow_datasets)",
     "manual_dir": "folder (or archive inside it) of a real GTZAN download, to build it on first use",
+    "folds": "k-fold cross-validation by song: pool the songs of --fold-splits into this many "
+    "genre-stratified folds (0: the dataset's own splits); train/compare run every fold",
+    "fold": "with --folds: the fold whose songs are the test split (the next fold validates); "
+    "train/compare given --fold run that fold only",
+    "fold_seed": "seed of the fold assignment",
+    "fold_splits": "splits pooled into the folds, joined with '+'",
     "sample_rate": "resample every song to this rate (Hz) before windowing",
     "window_seconds": "window length in seconds",
     "step_seconds": "hop between window starts in seconds (< window: overlapping windows)",
@@ -69,8 +75,10 @@ _HELP = {
     "learning_rate": "optimizer learning rate",
     "optimizer": "keras optimizer name (adam, sgd, rmsprop, ...)",
     "patience": "epochs without validation improvement before stopping",
-    "pretrain_epochs": "autoencoder epochs of encoder_classifier before its classifier is trained",
+    "pretrain_epochs": "first-stage epochs: encoder_classifier's autoencoder, musicnn_finetune's "
+    "head with the network frozen",
     "strategy": f"tf.distribute strategy: {', '.join(STRATEGIES)}",
+    "refit": "scikit-learn approaches: after scoring on validation, refit on train + validation",
     "deterministic": "deterministic TF ops (same seed, same result on CPU)",
 }
 
@@ -81,7 +89,8 @@ _CHOICES = {
     "strategy": STRATEGIES,
 }
 
-_METAVAR = {"data_dir": "DIR", "manual_dir": "DIR", "model": "NAME", "name@DatasetConfig": "CONFIG"}
+_METAVAR = {"data_dir": "DIR", "manual_dir": "DIR", "model": "NAME", "name@DatasetConfig": "CONFIG",
+            "fold_splits": "SPLITS", "folds": "K", "fold": "I"}
 # Flag names that differ from the field name.
 _FLAG = {"name@DatasetConfig": "dataset-config", "name@TransformConfig": "transform"}
 # Fields not exposed as plain flags (nested configs are expanded instead).
@@ -198,3 +207,46 @@ def train_config_from_args(args: argparse.Namespace, base: Optional[TrainConfig]
     if "hparams" in given:
         given["hparams"] = parse_hparams(given["hparams"])
     return dataclasses.replace(base or TrainConfig(), **given)
+
+
+# --------------------------------------------------------------------------------------------
+# what an approach implies (models.registry Approach.requires / presets)
+_SECTIONS = {"dataset": DatasetConfig, "window": WindowConfig, "transform": TransformConfig,
+             "pipeline": PipelineConfig, "train": TrainConfig}
+
+
+def _dest_and_flag(path: str) -> tuple[str, str]:
+    """The argparse dest and the flag of a dotted config path such as "window.sample_rate"."""
+    section, field = path.split(".")
+    cls = _SECTIONS[section]
+    key = f"{field}@{cls.__name__}"
+    return f"{cls.__name__}.{field}", "--" + _FLAG.get(key, field.replace("_", "-"))
+
+
+def apply_approach_settings(args: argparse.Namespace, model: Optional[str] = None) -> argparse.Namespace:
+    """A copy of ``args`` with what approach ``model`` implies filled in where no flag was given.
+
+    ``model`` defaults to the ``--model`` flag (or TrainConfig's default).  The approach's
+    ``requires`` (e.g. musicnn: the musicnn transform at 16 kHz) are set, and a flag that
+    contradicts one is a ConfigError; its ``presets`` (window length, step, learning rate)
+    apply only where the flag was not given.
+    """
+    from models.registry import get_approach
+
+    model = model or getattr(args, "TrainConfig.model", None) or TrainConfig().model
+    approach = get_approach(model)
+    out = argparse.Namespace(**vars(args))
+    for path, value in approach.requires.items():
+        dest, flag = _dest_and_flag(path)
+        given = getattr(out, dest, None)
+        if given is not None and given != value:
+            raise ConfigError(
+                f"{flag} {given} does not fit --model {model}, which needs {flag} {value} "
+                "(its pretrained network's input); leave the flag out"
+            )
+        setattr(out, dest, value)
+    for path, value in approach.presets.items():
+        dest, _ = _dest_and_flag(path)
+        if getattr(out, dest, None) is None:
+            setattr(out, dest, value)
+    return out

@@ -2,8 +2,12 @@
 
 ``grid`` lists the valid (transform, model) pairs; ``run_grid`` trains each into
 ``<report>/runs/<transform>_<model>`` with ``train_run`` (finished runs are reused, so a re-run
-after an interruption only trains what is missing).  The report files are written by
-``pipeline.experiments.report``.
+after an interruption only trains what is missing), or, with ``cfg.dataset.folds``, each of its
+folds into ``<report>/runs/<transform>_<model>/fold_<i>`` (``pipeline.experiments.crossval``).
+The report files are written by ``pipeline.experiments.report`` (``cv_report`` for folds).
+
+Each pair gets its own configs (``Job``): an approach built on a pretrained network brings
+the pipeline it needs (``pipeline.cli.flags.apply_approach_settings``).
 """
 
 from __future__ import annotations
@@ -18,6 +22,26 @@ from pipeline.experiments.training import train_run
 
 # The study's grid, in its order: baselines, CNNs on transforms, CNN on raw audio, encoder, LSTM.
 DEFAULT_MODELS = ("svc", "rf", "cnn1d", "cnn2d", "encoder_classifier", "lstm")
+# ... and the approaches on the pretrained musicnn networks, when their wheel is installed.
+PRETRAINED_MODELS = ("musicnn", "musicnn_finetune")
+
+
+@dataclasses.dataclass(frozen=True)
+class Job:
+    """One cell of the grid: the configs its run (or folds) is trained with."""
+
+    transform: str
+    model: str
+    cfg: PipelineConfig
+    train: TrainConfig
+    all_folds: bool = False  # cross-validate every fold of cfg.dataset.folds, not one run
+
+
+def default_models() -> tuple[str, ...]:
+    """The default grid's models: the study's, and the pretrained ones where installed."""
+    from models.registry import is_available
+
+    return DEFAULT_MODELS + tuple(m for m in PRETRAINED_MODELS if is_available(m))
 QUICK_GRID = (("mfcc", "svc"), ("mfcc", "rf"), ("mfcc", "cnn1d"), ("mel", "cnn2d"), ("mfcc", "lstm"))
 
 
@@ -58,20 +82,31 @@ def check_hparams_apply(pairs, hparams: dict) -> None:
                           f"in the grid ({', '.join(models)})")
 
 
-def run_grid(cfg: PipelineConfig, train: TrainConfig, pairs, report_dir: Path, verbose: int = 1):
-    """Train every pair (reusing finished runs); returns [(summary, run_dir)].
+def make_job(transform: str, model: str, cfg: PipelineConfig, train: TrainConfig, *,
+             all_folds: bool = False) -> Job:
+    """The job of one pair from its model's configs: the pair's transform, the ``--hparam``
+    overrides that apply to the model (ConfigError when the result cannot train)."""
+    run_cfg = dataclasses.replace(cfg, transform=dataclasses.replace(cfg.transform, name=transform))
+    run_train = dataclasses.replace(train, model=model, hparams=hparams_for(model, train.hparams))
+    return Job(transform, model, run_cfg.validate(), run_train.validate(),
+               all_folds=all_folds and bool(cfg.dataset.folds))
 
-    ``train.hparams`` apply to every approach that has them.
-    """
+
+def run_grid(jobs: list[Job], report_dir: Path, verbose: int = 1):
+    """Train every job (reusing finished runs and folds); returns [(summary, run_dir)]: the
+    test summary of a run, or the cross-validated summary of its folds."""
     from tqdm.auto import tqdm
 
-    check_hparams_apply(pairs, train.hparams)
+    from pipeline.experiments.crossval import cross_validate
+
     results = []
-    bar = tqdm(pairs, desc="approaches", unit="run", file=sys.stdout)
-    for transform, model in bar:
-        bar.set_postfix_str(approach_name(transform, model))
-        run_cfg = dataclasses.replace(cfg, transform=dataclasses.replace(cfg.transform, name=transform))
-        run_train = dataclasses.replace(train, model=model, hparams=hparams_for(model, train.hparams))
-        run_dir = report_dir / "runs" / f"{transform}_{model}"
-        results.append((train_run(run_cfg, run_train, run_dir, verbose=verbose), run_dir))
+    bar = tqdm(jobs, desc="approaches", unit="run", file=sys.stdout)
+    for job in bar:
+        bar.set_postfix_str(approach_name(job.transform, job.model))
+        run_dir = report_dir / "runs" / f"{job.transform}_{job.model}"
+        if job.all_folds:
+            summary = cross_validate(job.cfg, job.train, run_dir, verbose=verbose)
+        else:
+            summary = train_run(job.cfg, job.train, run_dir, verbose=verbose)
+        results.append((summary, run_dir))
     return results

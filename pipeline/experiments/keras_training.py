@@ -218,9 +218,8 @@ def fit_keras(cfg: PipelineConfig, train: TrainConfig, run: RunDir, num_classes:
     """Fit, resuming from the run's backup; returns (model of the best epoch, training info)."""
     import keras
 
-    from models.registry import compile_model, get_approach
+    from models.registry import compile_model, run_pretrain
 
-    approach = get_approach(train.model)
     strategy = strategy or get_strategy(train.strategy)
     check_strategy(strategy)
     soft = cfg.augment.mixup_alpha > 0  # mixup: one-hot (soft) labels, categorical loss
@@ -236,9 +235,8 @@ def fit_keras(cfg: PipelineConfig, train: TrainConfig, run: RunDir, num_classes:
 
     with strategy.scope():
         model = build_keras_model(cfg, train, num_classes)
-        if approach.pretrain is not None:
-            approach.pretrain(model, train_ds, val_ds,
-                              epochs=0 if resuming else train.pretrain_epochs, verbose=verbose)
+        run_pretrain(train.model, model, train_ds, val_ds, hparams=train.hparams,
+                     epochs=0 if resuming else train.pretrain_epochs, verbose=verbose)
         compile_model(model, learning_rate=train.learning_rate, optimizer=train.optimizer,
                       soft_labels=soft)
 

@@ -68,7 +68,7 @@ def song_predictions(probabilities: np.ndarray, labels: np.ndarray, song_ids: Se
     }
 
 
-def _per_class(labels, predictions, class_names) -> dict:
+def per_class(labels, predictions, class_names) -> dict:
     k = len(class_names)
     p, r, f, support = precision_recall_fscore_support(
         labels, predictions, labels=list(range(k)), zero_division=0
@@ -98,8 +98,8 @@ def evaluate_windows(
     k = len(class_names)
     window_pred = probabilities.argmax(axis=1)
     songs = song_predictions(probabilities, labels, song_ids)
-    window_f1 = _per_class(labels, window_pred, class_names)
-    song_f1 = _per_class(songs["labels"], songs["mean_vote"], class_names)
+    window_f1 = per_class(labels, window_pred, class_names)
+    song_f1 = per_class(songs["labels"], songs["mean_vote"], class_names)
     present = [c for c in class_names if song_f1[c]["support"] > 0]
     return {
         "num_windows": int(len(labels)),

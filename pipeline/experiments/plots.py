@@ -147,3 +147,32 @@ def plot_timeline(
         summary.append(f"majority vote: {majority_vote}")
     ax.set_title(title + ("\n" + " | ".join(summary) if summary else ""))
     return _save(fig, path)
+
+
+def plot_cv_accuracy(rows: Sequence[Mapping], path, title: str = "") -> Path:
+    """Cross-validated song accuracy per approach, best first: the out-of-fold accuracy with
+    its 95 % interval (bar and black whisker) and the per-fold mean +- std (grey marker).
+
+    ``rows``: dicts with ``approach``, ``song_accuracy``, ``song_accuracy_ci_low``/``_high``,
+    ``fold_mean``, ``fold_std`` (``pipeline.experiments.cv_report.cv_row``).
+    """
+    rows = sorted(rows, key=lambda r: -r["song_accuracy"])
+    acc = np.asarray([r["song_accuracy"] for r in rows], dtype=float)
+    interval = np.asarray([[a - r["song_accuracy_ci_low"], r["song_accuracy_ci_high"] - a]
+                           for a, r in zip(acc, rows)], dtype=float).T
+    y = np.arange(len(rows))
+    fig, ax = plt.subplots(figsize=(8, 1.4 + 0.5 * len(rows)))
+    ax.barh(y, acc, height=0.55, color="#3182bd", xerr=interval, capsize=4,
+            label="out-of-fold song accuracy, 95 % interval")
+    ax.errorbar([r["fold_mean"] for r in rows], y + 0.33, xerr=[r["fold_std"] for r in rows],
+                fmt="o", color="grey", ms=4, capsize=3, label="per-fold mean +- std")
+    for yi, (a, r) in enumerate(zip(acc, rows)):
+        ax.text(0.01, yi, f"{a:.1%}", va="center", color="white", fontsize=8, fontweight="bold")
+    ax.set_yticks(y, [r["approach"] for r in rows])
+    ax.invert_yaxis()
+    ax.set_xlim(0, 1.05)
+    ax.set_xlabel("song accuracy")
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8)
+    ax.grid(axis="x", alpha=0.3)
+    ax.set_title(title)
+    return _save(fig, path)

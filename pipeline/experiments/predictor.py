@@ -26,7 +26,8 @@ class Predictor:
     """Window-level class probabilities from a Keras model or a scikit-learn pipeline.
 
     ``featurize`` (scikit-learn only) turns a batch of pipeline features into the vectors the
-    estimator was fitted on (the approach's ``featurize``).
+    estimator was fitted on (``models.registry.featurizer`` of the run's approach and
+    hyperparameters).
     """
 
     def __init__(self, model, kind: str, pipeline: PipelineConfig, class_names: Sequence[str],
@@ -44,7 +45,7 @@ class Predictor:
 
     @classmethod
     def from_run(cls, run_dir: os.PathLike | str) -> "Predictor":
-        from models.registry import get_approach
+        from models.registry import featurizer
 
         run = RunDir(run_dir)
         pipeline_cfg, train, extra = run.load_config()
@@ -56,7 +57,7 @@ class Predictor:
         model, kind = _load_model(run)
         if kind == "keras":
             _check_input_shape(model, pipeline_cfg, run)
-        featurize = get_approach(train.model).featurize if kind == "sklearn" else None
+        featurize = featurizer(train.model, train.hparams) if kind == "sklearn" else None
         return cls(model, kind, pipeline_cfg, extra["class_names"], train, featurize)
 
     def predict_batch(self, features) -> np.ndarray:

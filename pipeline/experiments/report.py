@@ -55,7 +55,7 @@ def markdown_table(header, rows) -> str:
     return "\n".join(lines)
 
 
-def _pct(x: float) -> str:
+def pct(x: float) -> str:
     return "-" if x != x else f"{x:.1%}"
 
 
@@ -79,13 +79,14 @@ def write_results(rows: list[dict], report_dir: Path, dataset: str) -> str:
     return markdown_table(
         ("approach", "window acc.", "song acc. (mean vote)", "song acc. (majority)", "song macro F1",
          "train time (s)", "parameters"),
-        [(r["approach"], _pct(r["window_accuracy"]), _pct(r["song_accuracy"]),
-          _pct(r["song_accuracy_majority"]), f"{r['song_macro_f1']:.3f}", r["training_seconds"],
+        [(r["approach"], pct(r["window_accuracy"]), pct(r["song_accuracy"]),
+          pct(r["song_accuracy_majority"]), f"{r['song_macro_f1']:.3f}", r["training_seconds"],
           f"{r['parameters']:,}") for r in rows],
     )
 
 
-def write_per_class(summaries: dict[str, dict], order: list[str], report_dir: Path) -> None:
+def write_per_class(summaries: dict[str, dict], order: list[str], report_dir: Path,
+                    scope: str = "test split") -> None:
     """per_class.csv/.md/.png: song-level recall of each genre for each approach."""
     class_names = summaries[order[0]]["class_names"]
     per_class = {name: [summaries[name]["per_class_song"][c]["recall"]
@@ -98,12 +99,12 @@ def write_per_class(summaries: dict[str, dict], order: list[str], report_dir: Pa
             writer.writerow([name, *(round(x, 4) for x in recalls)])
     means = {c: sum(v[i] for v in per_class.values()) / len(per_class) for i, c in enumerate(class_names)}
     easy_to_hard = sorted(means, key=lambda c: -means[c])
-    table = markdown_table(("approach", *class_names), [(n, *map(_pct, v)) for n, v in per_class.items()])
+    table = markdown_table(("approach", *class_names), [(n, *map(pct, v)) for n, v in per_class.items()])
     plots.plot_per_class_accuracy(per_class, class_names, report_dir / "per_class.png",
-                                  "Song-level recall per genre (test split)")
+                                  f"Song-level recall per genre ({scope})")
     write_text_atomic(report_dir / "per_class.md",
                       f"# Per-genre song recall\n\n{table}\n\nEasiest to hardest (mean recall over "
-                      "approaches): " + ", ".join(f"{c} {_pct(means[c])}" for c in easy_to_hard) + "\n")
+                      "approaches): " + ", ".join(f"{c} {pct(means[c])}" for c in easy_to_hard) + "\n")
 
 
 def write_confusions(rows: list[dict], summaries: dict[str, dict], report_dir: Path) -> list[str]:
@@ -113,7 +114,7 @@ def write_confusions(rows: list[dict], summaries: dict[str, dict], report_dir: P
         out = report_dir / f"confusion_{r['model']}_{r['transform']}.png"
         summary = summaries[r["approach"]]
         plots.plot_confusion_matrix(summary["confusion_matrix_song"], summary["class_names"], out,
-                                    f"{r['approach']}: song accuracy {_pct(r['song_accuracy'])}")
+                                    f"{r['approach']}: song accuracy {pct(r['song_accuracy'])}")
         names.append(out.name)
     return names
 

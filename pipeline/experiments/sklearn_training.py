@@ -2,8 +2,14 @@
 
 The split is streamed through the same tf.data graph as for the Keras approaches, batch by
 batch; each batch of features becomes small vectors (the approach's ``featurize``, e.g. the
-mean and standard deviation over time of each coefficient), and only those vectors are kept
-in memory to fit the estimator.
+mean and standard deviation over time of each coefficient, or a frozen network's features),
+and only those vectors are kept in memory to fit the estimator.
+
+A scikit-learn approach has no epochs to choose on the validation split: it is fitted on the
+train split and scored on validation (the figures of training.json), then, with
+``TrainConfig.refit`` (the default), fitted again on train + validation, so that it learns from
+every song the test never sees, as a Keras approach learns from train and stops on validation.
+Each split is featurized once.
 """
 
 from __future__ import annotations
@@ -20,15 +26,18 @@ from pipeline.stream.dataset import make_dataset
 
 
 def featurized_arrays(cfg: PipelineConfig, split: str, featurize, verbose: bool = True):
-    """(vectors [n, d], labels [n]) of every window of a split, streamed in batches."""
-    xs, ys = [], []
-    ds = make_dataset(cfg, split, training=False)
-    for x, y in tqdm(ds, desc=f"features ({split})", unit="batch", disable=not verbose, leave=False):
+    """(vectors [n, d], labels [n], song ids [n]) of every window of a split, streamed in
+    batches."""
+    xs, ys, ids = [], [], []
+    ds = make_dataset(cfg, split, training=False, with_song_id=True)
+    for x, y, s in tqdm(ds, desc=f"features ({split})", unit="batch", disable=not verbose,
+                        leave=False):
         xs.append(np.asarray(featurize(x)))
         ys.append(np.asarray(y))
+        ids.extend(np.asarray(s).tolist())
     if not xs:
         raise ConfigError(f"split {split!r} of {cfg.dataset.name} has no windows")
-    return np.concatenate(xs), np.concatenate(ys)
+    return np.concatenate(xs), np.concatenate(ys), ids
 
 
 def check_windows_per_class(approach, labels: np.ndarray, cfg: PipelineConfig, model: str) -> None:
@@ -45,19 +54,36 @@ def check_windows_per_class(approach, labels: np.ndarray, cfg: PipelineConfig, m
         )
 
 
-def fit_sklearn(cfg: PipelineConfig, train: TrainConfig, verbose: int):
-    """Fit the approach's estimator on the train split; returns (estimator, training info)."""
-    from models.registry import get_approach
+def _fit(cfg: PipelineConfig, train: TrainConfig, x: np.ndarray, y: np.ndarray):
+    from models.registry import build_model
 
-    approach = get_approach(train.model)
-    x, y = featurized_arrays(cfg, "train", approach.featurize, verbose=bool(verbose))
-    check_windows_per_class(approach, y, cfg, train.model)
-    model = approach.build(seed=cfg.seed, **train.hparams)
+    return build_model(train.model, None, 0, seed=cfg.seed, **train.hparams).fit(x, y)
+
+
+def fit_sklearn(cfg: PipelineConfig, train: TrainConfig, class_names, verbose: int):
+    """Fit the approach's estimator on the train split, score it on validation, refit on
+    train + validation (``train.refit``); returns (estimator, training info, validation
+    metrics of the train-only fit)."""
+    from models.registry import featurizer, get_approach
+    from pipeline.experiments.metrics import evaluate_windows
+    from pipeline.experiments.predictor import sklearn_probabilities
+
+    featurize = featurizer(train.model, train.hparams)
+    x, y, _ = featurized_arrays(cfg, "train", featurize, verbose=bool(verbose))
+    check_windows_per_class(get_approach(train.model), y, cfg, train.model)
     start = time.perf_counter()
-    model.fit(x, y)
+    model = _fit(cfg, train, x, y)
     seconds = time.perf_counter() - start
-    return model, {"training_seconds": seconds, "parameters": estimator_size(model),
-                   "epochs_trained": 1}
+    val_x, val_y, val_ids = featurized_arrays(cfg, "validation", featurize, verbose=bool(verbose))
+    probabilities = sklearn_probabilities(model, val_x, len(class_names))
+    validation = evaluate_windows(probabilities, val_y, val_ids, class_names)
+    if train.refit:
+        start = time.perf_counter()
+        model = _fit(cfg, train, np.concatenate([x, val_x]), np.concatenate([y, val_y]))
+        seconds += time.perf_counter() - start
+    info = {"training_seconds": seconds, "parameters": estimator_size(model),
+            "epochs_trained": 1, "fitted_on": "train+validation" if train.refit else "train"}
+    return model, info, validation
 
 
 def estimator_size(model) -> int:

@@ -8,7 +8,9 @@ Shared by ``pipeline.train`` (one approach), ``pipeline.compare`` (a grid, or k 
    directory another process is writing);
 2. fit (Keras: resuming from the last finished epoch after a kill; scikit-learn: on vectors
    streamed from the pipeline), seeded by ``cfg.seed``;
-3. evaluate on validation, write ``training.json``, commit the model file (atomic rename);
+3. evaluate on validation, write ``training.json``, commit the model file (atomic rename)
+   (scikit-learn: scored on validation, then refitted on train + validation, see
+   ``sklearn_training``);
 4. evaluate on test into ``metrics.json``.
 
 A re-run continues where a kill stopped it: a trained run is only evaluated, a finished one is
@@ -33,12 +35,13 @@ from pipeline.stream.transforms import model_input_shape
 def check_trainable(cfg: PipelineConfig, train: TrainConfig) -> None:
     """ConfigError for a configuration that cannot train (before any data is read)."""
     from models.common import check_optimizer
-    from models.registry import check_compatible, check_hparams, get_approach
+    from models.registry import check_available, check_compatible, check_hparams, get_approach
 
     cfg.validate()
     train.validate()
     check_compatible(train.model, cfg.transform.name)
     check_hparams(train.model, train.hparams)
+    check_available(train.model)  # pretrained weights: WeightsNotFoundError with the install line
     if get_approach(train.model).kind == "keras":
         check_optimizer(train.optimizer)
 
@@ -78,7 +81,7 @@ def _train_locked(run: RunDir, cfg: PipelineConfig, train: TrainConfig, verbose:
 
 def _train(run: RunDir, cfg: PipelineConfig, train: TrainConfig, verbose: int, strategy) -> Predictor:
     """Fit, record and commit; returns the trained model as a Predictor."""
-    from models.registry import get_approach
+    from models.registry import featurizer, get_approach
 
     # Refused before config.json is written: the data is there (built on first use) and
     # every split gives windows.
@@ -92,10 +95,11 @@ def _train(run: RunDir, cfg: PipelineConfig, train: TrainConfig, verbose: int, s
     if approach.kind == "keras":
         model, info = fit_keras(cfg, train, run, len(names), verbose, strategy)
         predictor = Predictor(model, "keras", cfg, names, train)
-    else:
-        model, info = fit_sklearn(cfg, train, verbose)
-        predictor = Predictor(model, "sklearn", cfg, names, train, approach.featurize)
-    validation = evaluate_split(predictor, "validation", verbose=bool(verbose))
+        validation = evaluate_split(predictor, "validation", verbose=bool(verbose))
+    else:  # scored on validation before its refit on train + validation
+        model, info, validation = fit_sklearn(cfg, train, names, verbose)
+        predictor = Predictor(model, "sklearn", cfg, names, train,
+                              featurizer(train.model, train.hparams))
     run.save_training({
         "approach": f"{cfg.transform.name}+{train.model}", "model": train.model,
         "transform": cfg.transform.name, "dataset": cfg.dataset.name, **info,

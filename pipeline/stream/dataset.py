@@ -39,7 +39,7 @@ from core.audio import SAMPLE_RATE
 from core.config import SPLITS, DatasetConfig, PipelineConfig
 from core.errors import ConfigError, DatasetNotBuiltError
 from core.resample import resample
-from pipeline.stream import augment
+from pipeline.stream import augment, folds
 from pipeline.stream.transforms import compiled_transform, make_transform
 from pipeline.stream.windowing import (
     audio_to_float,
@@ -172,7 +172,9 @@ def load_songs(
     Shards are read in parallel (TFDS ReadConfig); only these three features are decoded.
     With ``shuffle_files`` the shard order is shuffled (seeded); otherwise the order is the
     stored one, the same on every pass.  With ``input_context`` (multi-worker training) TFDS
-    gives this input pipeline every ``num_input_pipelines``-th TFRecord file only.
+    gives this input pipeline every ``num_input_pipelines``-th TFRecord file only.  With
+    ``dataset_cfg.folds`` the split is that of one cross-validation fold
+    (``pipeline.stream.folds``): the pooled splits' songs, filtered by id.
     """
     import tensorflow_datasets as tfds
 
@@ -187,9 +189,14 @@ def load_songs(
         input_context=input_context,
     )
     wanted = tfds.decode.PartialDecoding({"audio": True, "label": True, "song_id": True})
-    return builder.as_dataset(
-        split=split, shuffle_files=shuffle_files, read_config=read_config, decoders=wanted
-    )
+    if not dataset_cfg.folds:
+        return builder.as_dataset(
+            split=split, shuffle_files=shuffle_files, read_config=read_config, decoders=wanted
+        )
+    ids = folds.fold_song_ids(builder, dataset_cfg, split)
+    pooled = builder.as_dataset(split=dataset_cfg.fold_splits, shuffle_files=shuffle_files,
+                                read_config=read_config, decoders=wanted)
+    return folds.keep_songs(pooled, ids)
 
 
 # --------------------------------------------------------------------------------------------
