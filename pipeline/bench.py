@@ -74,6 +74,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--rss-factor", type=int, default=10,
                         help="the memory check streams this many times the songs, compared with 1x "
                         "(default: 10)")
+    parser.add_argument("--rss-repeats", type=int, default=None,
+                        help="fresh processes per factor in the memory check; the lowest peak of "
+                        "each counts (default: 1, or 3 with --transform musicnn, whose batch "
+                        "activations make single peaks vary by about 15 %%)")
     parser.add_argument("--quick", action="store_true",
                         help="fewer songs, default placement and headline transform only")
     parser.add_argument("--rounds", type=int, default=None,
@@ -211,7 +215,8 @@ def run(args) -> dict[str, Any]:
         result.update(stalls.input_wait(stall_cfg, songs_ds, len(class_names(cfg.dataset))))
     if not args.skip_rss:
         _log(f"memory: streaming 1x and {args.rss_factor}x the songs, each in a fresh process ...")
-        result.update(memory.compare_rss(_child_argv(args), args.rss_factor))
+        repeats = args.rss_repeats or (3 if args.transform == "musicnn" else 1)
+        result.update(memory.compare_rss(_child_argv(args), args.rss_factor, repeats))
     songs = [s["audio"] for _, s in zip(range(2 if args.quick else 5), songs_fn())]
     _log(f"resampling {len(songs)} songs ...")
     result["resample"] = resampling.run_resample(songs, cfg.window.sample_rate)
