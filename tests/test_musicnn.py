@@ -30,9 +30,11 @@ from core.resample import resample  # noqa: E402
 from models import musicnn, musicnn_checkpoint  # noqa: E402
 from pipeline.stream.transforms import (  # noqa: E402
     TransformLayer,
+    compiled_transform,
     feature_shape,
     feature_shape_for,
     make_transform,
+    round_to_float16,
 )
 
 CLIPS = ("blues.00000", "classical.00001", "metal.00002", "reggae.00003")  # varied material
@@ -150,7 +152,8 @@ def ported(weights: str) -> keras.Model:
 
 # --------------------------------------------------------------------------------------------
 # the transform
-def test_transform_matches_musicnn_preprocessing_with_librosa(windows, patches):
+@pytest.mark.parametrize("compiled", [False, True], ids=["graph", "xla"])
+def test_transform_matches_musicnn_preprocessing_with_librosa(windows, patches, compiled):
     """Against librosa (musicnn's extractor: melspectrogram with reflect padding, float16, log).
 
     Both sides round the mel power to float16, so float32 differences of ~1e-6 in the power
@@ -158,7 +161,11 @@ def test_transform_matches_musicnn_preprocessing_with_librosa(windows, patches):
     ``log10(1 + 2**-10)`` = 4.24e-4 after the log; measured on these 12 windows: max 4.2e-4,
     in 0.05 % of entries (0.03-0.05 % on each of the 50 sample clips); every other entry
     differs by at most 9.5e-7.  Tolerances: one float16 step, 0.1 % of entries, 2e-6.
+    The same holds XLA-compiled, as tf.data runs it (where a plain float16 cast was elided:
+    see test_round_to_float16_is_numpys_cast_also_under_xla).
     """
+    if compiled:
+        patches = compiled_transform(TransformConfig(name="musicnn"), 16000)(windows).numpy()
     assert patches.shape == (len(windows), 187, 96) and patches.dtype == np.float32
     reference = np.stack([librosa_musicnn_features(w) for w in windows])
     err = np.abs(patches - reference)
@@ -167,6 +174,27 @@ def test_transform_matches_musicnn_preprocessing_with_librosa(windows, patches):
     assert flipped.mean() < 1e-3
     assert err[~flipped].max() < 2e-6
     assert reference.max() > 4.0  # real music, not silence
+
+
+def test_round_to_float16_is_numpys_cast_also_under_xla():
+    """Every finite float16, the midpoints between neighbours (ties to even) and the float32
+    values on either side of them, subnormals, overflow, random magnitudes, both signs: equal
+    to ``astype(np.float16)``, eager and XLA-compiled (which elides ``tf.cast`` round trips)."""
+    halves = np.arange(0, 0x7C00, dtype=np.uint16).view(np.float16).astype(np.float32)
+    mids = ((halves[1:].astype(np.float64) + halves[:-1]) / 2).astype(np.float32)
+    rng = np.random.default_rng(0)
+    x = np.concatenate([halves, mids, np.nextafter(mids, np.float32(0)),
+                        np.nextafter(mids, np.float32(np.inf)),
+                        (10.0 ** rng.uniform(-12, 6, 100_000)).astype(np.float32),
+                        np.float32([65504, 65519.99, 65520, 7e4, 1e-30, 0, np.inf])])
+    x = np.concatenate([x, -x, np.float32([np.nan])])
+    expected = x.astype(np.float16).astype(np.float32)
+    for jit in (False, True):
+        got = tf.function(round_to_float16, jit_compile=jit)(tf.constant(x)).numpy()
+        np.testing.assert_array_equal(got, expected, err_msg=f"jit_compile={jit}")
+    cast = tf.function(lambda v: tf.cast(tf.cast(v, tf.float16), tf.float32), jit_compile=True)
+    assert not np.array_equal(cast(tf.constant(mids)).numpy(), mids.astype(np.float16).astype(
+        np.float32))  # why round_to_float16 exists: XLA keeps the excess precision
 
 
 def test_transform_fixes_its_settings_and_keeps_first_187_frames(windows):
