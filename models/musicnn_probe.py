@@ -14,11 +14,19 @@ Two pieces, as every scikit-learn approach of ``models.registry`` has:
   The network is built and its checkpoint read once per process and weights (``frozen_musicnn``),
   then reused by every batch through one ``tf.function`` per (weights, layer).
 - ``build_musicnn_probe(seed=..., probe=..., C=...)``: the estimator fitted on those vectors,
-  ``StandardScaler -> LogisticRegression`` (default) or the RBF SVC of ``build_svc``.
+  ``VarianceThreshold -> StandardScaler -> LogisticRegression`` (default) or the RBF SVC of
+  ``build_svc``.  Some units of the network are constant on music (a unit whose ReLU input
+  never changes sign); their pooled values then differ only by float32 rounding, which a bare
+  StandardScaler would blow up to unit variance (scales of 1e-13 were measured) and hand to the
+  regression as if it were signal.  The threshold drops them first.
 
 The probe is fitted on windows and the pipeline decides a song by the mean of its windows'
 probabilities, as for every approach (see docs/musicnn.md for the comparison with pooling a
 song's windows first).
+
+``probe_as_keras`` rewrites a fitted logistic probe as one Keras model (frozen network, then
+the scaler and the regression folded into one softmax Dense layer: the same function, no
+scikit-learn at run time), which is how ``pipeline.export`` exports the approach.
 """
 
 from __future__ import annotations
@@ -26,7 +34,9 @@ from __future__ import annotations
 import functools
 
 import keras
+import numpy as np
 import tensorflow as tf
+from sklearn.feature_selection import VarianceThreshold
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import StandardScaler
@@ -38,6 +48,9 @@ from models.sklearn_baselines import build_svc
 LAYERS = ("penultimate", "mean_pool", "max_pool")  # outputs of build_musicnn usable as features
 PROBES = ("logistic", "svc")
 PROBE_MAX_ITER = 2000  # lbfgs iterations of the logistic regression (converges in a few hundred)
+# Features whose variance over the training windows is below this are constant units measured
+# through float32 rounding (standard deviation < 1e-5, against 0.1-10 for informative units).
+MIN_FEATURE_VARIANCE = 1e-10
 
 
 def check_layer(layer: str) -> None:
@@ -71,8 +84,9 @@ def musicnn_features(patches, *, weights: str = "msd", layer: str = "max_pool") 
 
 
 def build_musicnn_probe(*, seed: int = 42, probe: str = "logistic", C: float = 1.0) -> Pipeline:
-    """The probe on musicnn features: ``StandardScaler -> LogisticRegression(C)`` (multinomial,
-    L2) or, with ``probe="svc"``, ``build_svc(C=C)`` (RBF SVC with calibrated probabilities)."""
+    """The probe on musicnn features: ``VarianceThreshold -> StandardScaler ->
+    LogisticRegression(C)`` (multinomial, L2) or, with ``probe="svc"``, ``build_svc(C=C)`` (RBF
+    SVC with calibrated probabilities)."""
     if probe not in PROBES:
         raise ConfigError(f"unknown probe {probe!r}; valid: {', '.join(PROBES)}")
     if C <= 0:
@@ -80,5 +94,41 @@ def build_musicnn_probe(*, seed: int = 42, probe: str = "logistic", C: float = 1
     if probe == "svc":
         return build_svc(seed=seed, C=C)
     return make_pipeline(
-        StandardScaler(), LogisticRegression(C=C, max_iter=PROBE_MAX_ITER, random_state=seed)
+        VarianceThreshold(MIN_FEATURE_VARIANCE), StandardScaler(),
+        LogisticRegression(C=C, max_iter=PROBE_MAX_ITER, random_state=seed),
     )
+
+
+def probe_as_keras(estimator: Pipeline, *, weights: str = "msd", layer: str = "max_pool"
+                   ) -> keras.Model:
+    """A fitted logistic probe (``build_musicnn_probe(probe="logistic")``) as a Keras model from
+    musicnn patches ``[B, 187, 96]`` to the probe's class probabilities ``[B, C]``.
+
+    On the kept features, ``softmax(((x - mean) / scale) @ W.T + b)`` is ``softmax(x @ (W /
+    scale).T + b - W @ (mean / scale))``: one Dense layer after the frozen network's ``layer``,
+    whose rows for the dropped (constant) features are zero.  A two-class regression (one
+    coefficient row ``w``) becomes the rows ``-w/2, w/2``, whose softmax is its sigmoid.  The
+    SVC probe (RBF kernel, Platt calibration) has no such form: a ConfigError says so.
+    """
+    steps = [step for _, step in estimator.steps]
+    if [type(s) for s in steps] != [VarianceThreshold, StandardScaler, LogisticRegression]:
+        raise ConfigError(
+            "only the logistic-regression probe (probe=logistic) can be rewritten as a Keras "
+            f"model; this run's probe is {' -> '.join(type(s).__name__ for s in steps)}")
+    selector, scaler, regression = steps
+    coef = regression.coef_.astype(np.float64) / scaler.scale_
+    bias = regression.intercept_.astype(np.float64) - coef @ scaler.mean_
+    if coef.shape[0] == 1:  # binary: sigmoid(z) == softmax([-z/2, z/2])[1]
+        coef, bias = np.concatenate([-coef, coef]) / 2, np.concatenate([-bias, bias]) / 2
+    kernel = np.zeros((len(selector.get_support()), coef.shape[0]))
+    kernel[selector.get_support()] = coef.T
+
+    check_layer(layer)
+    net = frozen_musicnn(weights)
+    patches = keras.Input((PATCH_FRAMES, N_MELS), name="patches")
+    features = keras.Model(net.input, net.output[layer], name=f"musicnn_{weights}_{layer}")
+    features.trainable = False
+    dense = keras.layers.Dense(coef.shape[0], activation="softmax", name="probe")
+    probabilities = dense(features(patches))
+    dense.set_weights([kernel.astype(np.float32), bias.astype(np.float32)])
+    return keras.Model(patches, probabilities, name=f"musicnn_{weights}_{layer}_probe")

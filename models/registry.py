@@ -48,7 +48,7 @@ from models.lstm import build_lstm
 from models.musicnn_checkpoint import checkpoint_dir as musicnn_checkpoint_dir
 from models.musicnn_checkpoint import is_installed as musicnn_weights_installed
 from models.musicnn_finetune import build_musicnn_finetune, train_head_then_unfreeze
-from models.musicnn_probe import build_musicnn_probe, musicnn_features
+from models.musicnn_probe import build_musicnn_probe, musicnn_features, probe_as_keras
 from models.sklearn_baselines import SVC_CALIBRATION_FOLDS, build_rf, build_svc, pool_features
 
 __all__ = [
@@ -129,6 +129,9 @@ class Approach:
         presets: settings used where the user gave no flag (``"window.window_seconds"``,
             ``"train.learning_rate"``, ...).
         needs_weights: built on the pretrained musicnn networks (the ``musicnn`` wheel).
+        to_keras: sklearn: optional ``to_keras(estimator, **hook hparams) -> keras.Model`` from
+            the pipeline's features to probabilities, the same function as ``featurize`` then
+            the estimator (how ``pipeline.export`` exports it); use ``keras_equivalent``.
     """
 
     name: str
@@ -144,6 +147,7 @@ class Approach:
     requires: dict = dataclasses.field(default_factory=dict)
     presets: dict = dataclasses.field(default_factory=dict)
     needs_weights: bool = False
+    to_keras: Optional[Callable] = None
 
 
 def _approach(name, kind, transforms, build, description, **extra) -> Approach:
@@ -192,6 +196,7 @@ APPROACHES: dict[str, Approach] = {
             "frozen pretrained musicnn features of each window + linear probe",
             featurize=musicnn_features, hook_hparams=("weights", "layer"),
             requires=MUSICNN_REQUIRES, presets=MUSICNN_PRESETS, needs_weights=True,
+            to_keras=probe_as_keras,
         ),
         _approach(
             "musicnn_finetune", "keras", ("musicnn",), build_musicnn_finetune,
@@ -234,6 +239,16 @@ def featurizer(name: str, hparams: Optional[dict] = None) -> Callable:
     check_hparams(name, hparams or {})
     bound = _accepted(approach.featurize, {**approach.defaults, **(hparams or {})})
     return functools.partial(approach.featurize, **bound) if bound else approach.featurize
+
+
+def keras_equivalent(name: str, estimator, hparams: Optional[dict] = None):
+    """The fitted estimator of sklearn approach ``name`` as a Keras model from pipeline
+    features to probabilities, or None where the approach has no such form (svc, rf)."""
+    approach = get_approach(name)
+    if approach.to_keras is None:
+        return None
+    bound = _accepted(approach.to_keras, {**approach.defaults, **(hparams or {})})
+    return approach.to_keras(estimator, **bound)
 
 
 def run_pretrain(name: str, model, train_ds, val_ds, *, hparams: dict, epochs: int,

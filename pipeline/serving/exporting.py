@@ -6,10 +6,12 @@ under a temporary name beside ``out_dir`` and renamed into place when complete, 
 interrupted export never leaves a half-written model where a server would load it, and never
 touches an existing export unless ``overwrite`` is given.
 
-scikit-learn runs (svc, rf, and any other approach of kind ``sklearn``) are refused with a
-ConfigError: their estimator is a pickle that needs scikit-learn (of the same version) and this
-project's feature code to run, so it cannot be part of a self-contained TensorFlow graph.  Use
-``pipeline.predict`` or ``pipeline.serve`` for them.
+scikit-learn runs export only where the approach can rewrite its fitted estimator as the same
+function in Keras (``models.registry.keras_equivalent``: the ``musicnn`` approach's logistic
+probe, folded into a Dense layer after the frozen network).  The others (svc, rf, the musicnn
+SVC probe) are refused with a ConfigError: their estimator is a pickle that needs scikit-learn
+(of the same version) and this project's feature code to run, so it cannot be part of a
+self-contained TensorFlow graph.  Use ``pipeline.predict`` or ``pipeline.serve`` for them.
 """
 
 from __future__ import annotations
@@ -29,14 +31,20 @@ TFLITE_FILE = "window_model.tflite"
 
 
 def load_keras_run(run_dir: os.PathLike | str) -> Predictor:
-    """The run's Predictor; ConfigError unless it is a Keras run giving [B, classes]."""
+    """The run's Predictor with a Keras model giving [B, classes] (a scikit-learn run's Keras
+    equivalent where its approach has one); ConfigError otherwise."""
+    from models.registry import keras_equivalent
+
     predictor = Predictor.from_run(run_dir)
     if predictor.kind != "keras":
-        raise ConfigError(
-            f"{run_dir}: {predictor.train.model} is a scikit-learn approach and cannot be exported "
-            "as a SavedModel (its estimator needs scikit-learn and this project's code); "
-            "use pipeline.predict or pipeline.serve for it"
-        )
+        train = predictor.train
+        model = keras_equivalent(train.model, predictor.model, train.hparams)
+        if model is None:
+            raise ConfigError(
+                f"{run_dir}: {train.model} is a scikit-learn approach and cannot be exported "
+                "as a SavedModel (its estimator needs scikit-learn and this project's code); "
+                "use pipeline.predict or pipeline.serve for it")
+        predictor = Predictor(model, "keras", predictor.pipeline, predictor.class_names, train)
     out = tuple(predictor.model.outputs[0].shape[1:])
     if out != (len(predictor.class_names),):
         raise ConfigError(f"{run_dir}: the model outputs shape {out}, expected probabilities of "

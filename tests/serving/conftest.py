@@ -2,7 +2,9 @@
 
 Each trains in ~20 s on ``synthetic_small`` with 1.5 s windows (as tests/test_cli.py does): one
 per transform placement, so the exported graph is checked with the transform in the data path
-(mfcc, cnn1d) and inside the model (mel, cnn2d), and one scikit-learn run that export refuses.
+(mfcc, cnn1d) and inside the model (mel, cnn2d), one scikit-learn run that export refuses, and
+a ``musicnn`` probe run (16 kHz, 2.976 s windows; needs the musicnn wheel), which exports as its
+Keras equivalent.
 """
 
 from __future__ import annotations
@@ -45,3 +47,15 @@ def model_run(tmp_path_factory, small_data_dir):
 def sklearn_run(tmp_path_factory, small_data_dir):
     return _train(tmp_path_factory, small_data_dir, "mfcc_rf", "--transform", "mfcc",
                   "--model", "rf")
+
+
+@pytest.fixture(scope="session")
+def musicnn_run(tmp_path_factory, small_data_dir):
+    """The frozen musicnn probe (scikit-learn), its pipeline implied by the approach."""
+    from models import musicnn_checkpoint
+
+    if not musicnn_checkpoint.is_installed():
+        pytest.skip(f"musicnn wheel not installed ({musicnn_checkpoint.INSTALL_HINT})")
+    return _train(tmp_path_factory, small_data_dir, "musicnn_probe", "--model", "musicnn",
+                  "--transform", "musicnn", "--sample-rate", "16000",
+                  "--window-seconds", "2.976", "--step-seconds", "2.976")
