@@ -13,8 +13,9 @@ since some failures only show there, e.g. RFFT2D refusing a non-power-of-two len
    on Android/iOS; Python's ``tf.lite.Interpreter`` has it);
 3. the model's features in (the transform left to the app), built-ins, then with Flex.
 
-Measured with TF 2.17 (``tests/serving/test_tflite.py`` checks it): the stft, mel and musicnn
-transforms convert to built-ins; mfcc needs Flex (its DCT's ``StridedSlice``); fft converts only
+Measured with TF 2.17 (``tests/serving/test_tflite.py`` checks it): the stft, mel, mfcc and
+musicnn transforms convert to built-ins (mfcc since its DCT became a product with the basis
+vectors, without ``tf.signal.dct``'s complex ``StridedSlice``); fft converts only
 for power-of-two window lengths (RFFT2D), so fft runs fall back to features in; raw is the
 model alone.  cnn1d, cnn2d and encoder_classifier are built-ins; lstm needs Flex
 (``TensorListReserve``: Keras 3's LSTM is a while loop the converter does not fuse).

@@ -256,18 +256,22 @@ def round_to_float16(x: tf.Tensor) -> tf.Tensor:
     ``tf.cast(tf.cast(x, tf.float16), tf.float32)`` means the same, but XLA removes such a
     round trip as "excess precision" (``xla_allow_excess_precision``, on by default): compiled,
     the musicnn input then differed from musicnn's own by up to half a float16 step (2.1e-4) in
-    92 % of its entries.  Integer arithmetic on the bits cannot be elided: normal numbers keep
-    10 mantissa bits (round half to even), subnormals (below 2**-14) are multiples of 2**-24,
-    and magnitudes from 65520 up overflow to inf, as NumPy's ``astype(np.float16)`` does.
+    92 % of its entries.  Arithmetic XLA cannot elide instead: a normal float16 keeps 11
+    significant bits, so ``|x|`` is rounded to a multiple of its float16 spacing ``ulp`` (a power
+    of two built from the exponent bits of ``|x|``; ``tf.round`` rounds half to even); float16
+    subnormals (below 2**-14) are multiples of 2**-24; from 65520 up it overflows to inf, as
+    NumPy's ``astype(np.float16)`` does.  Only TFLite built-in ops (no bitwise and), so the
+    musicnn transform still converts.
     """
     x = tf.convert_to_tensor(x, tf.float32)
-    bits = tf.bitcast(tf.abs(x), tf.int32)
-    lsb = tf.bitwise.bitwise_and(tf.bitwise.right_shift(bits, 13), 1)
-    normal = tf.bitcast(tf.bitwise.bitwise_and(bits + 0x0FFF + lsb, ~0x1FFF), tf.float32)
-    subnormal = tf.round(tf.abs(x) * 2.0**24) * 2.0**-24  # tf.round: half to even
-    magnitude = tf.where(tf.abs(x) < 2.0**-14, subnormal, normal)
-    magnitude = tf.where(tf.abs(x) >= 65520.0, tf.constant(math.inf), magnitude)
-    return tf.where(tf.math.is_nan(x), x, tf.where(x < 0, -magnitude, magnitude))
+    magnitude = tf.abs(x)
+    exponent_bits = tf.math.floordiv(tf.bitcast(magnitude, tf.int32), 2**23)  # biased exponent
+    ulp = tf.bitcast(tf.maximum(exponent_bits - 10, 1) * 2**23, tf.float32)  # 2**(e - 10)
+    normal = tf.round(magnitude / ulp) * ulp
+    subnormal = tf.round(magnitude * 2.0**24) * 2.0**-24
+    rounded = tf.where(magnitude < 2.0**-14, subnormal, normal)
+    rounded = tf.where(magnitude >= 65520.0, tf.constant(math.inf), rounded)
+    return tf.where(tf.math.is_nan(x), x, tf.where(x < 0, -rounded, rounded))
 
 
 def musicnn_transform() -> Callable[[tf.Tensor], tf.Tensor]:
