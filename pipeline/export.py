@@ -9,8 +9,9 @@ only (``tf.saved_model.load(DIR)``).  Stereo audio is mixed down by the caller (
 channels); audio shorter than one window is refused ("too short"), as pipeline.predict does.
 
 --tflite also writes DIR/window_model.tflite: a batch of windows (or features, when the
-transform does not convert) in, probabilities out.  Keras runs only: scikit-learn runs (svc,
-rf) cannot be exported this way.  See docs/export.md.
+transform does not convert) in, probabilities out.  Keras runs, and the musicnn probe (its
+logistic regression becomes a Dense layer after the frozen network); the other scikit-learn
+runs (svc, rf, the musicnn SVC probe) cannot be exported this way.  See docs/export.md.
 """
 
 from __future__ import annotations
