@@ -263,3 +263,36 @@ def test_synthetic_songs_through_tfds(synthetic_data_dir):
     assert tuple(x.shape[1:]) == feature_shape(cfg) and np.all(np.isfinite(x.numpy()))
     x, y = next(iter(make_dataset(cfg, "train", training=True)))
     assert x.shape[0] == 32 and y.shape == (32,)
+
+
+def test_a_split_is_read_a_few_files_at_a_time(small_data_dir):
+    """Songs in flight are bounded by the files read at once, not by the number of files: with
+    TFDS's default (16 files, 16 songs from each in a row) a 10x dataset held ~1 GB of songs in
+    flight (docs/performance.md).  Here: at no point of a pass have more than
+    READ_FILES_AT_ONCE files been started and not finished."""
+    from pathlib import Path
+
+    import tensorflow_datasets as tfds
+
+    from pipeline.stream.dataset import READ_FILES_AT_ONCE
+
+    folder = next(Path(small_data_dir).glob("gtzan_tfds/synthetic_small/*"))
+    features = tfds.builder_from_directory(str(folder)).info.features
+    files = sorted(folder.glob("*-train.tfrecord-*"))
+    assert len(files) > READ_FILES_AT_ONCE  # else the bound could not show
+    file_of = {}
+    for i, path in enumerate(files):
+        for record in tf.data.TFRecordDataset(str(path)):
+            file_of[features.deserialize_example(record)["song_id"].numpy().decode()] = i
+    remaining = collections.Counter(file_of.values())
+    dataset = DatasetConfig(name="synthetic_small", data_dir=small_data_dir)
+    open_files, most_open = set(), 0
+    for song in load_songs(dataset, "train", shuffle_files=True, seed=3):
+        i = file_of[song["song_id"].numpy().decode()]
+        open_files.add(i)
+        most_open = max(most_open, len(open_files))
+        remaining[i] -= 1
+        if remaining[i] == 0:
+            open_files.discard(i)
+    assert sum(remaining.values()) == 0  # every song read once
+    assert most_open <= READ_FILES_AT_ONCE

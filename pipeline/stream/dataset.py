@@ -59,6 +59,13 @@ SONG_SHUFFLE_BUFFER = 16
 PREFETCH_BATCHES = 4
 # tf.data autotuning may use at most this many bytes for its buffers (default: half the RAM).
 AUTOTUNE_RAM_BUDGET = 256 << 20
+# TFRecord files read at once, one song from each in turn.  TFDS's default (16 files, 16 songs
+# from each in a row) holds about 1 GB of songs in flight once a split has 16 or more files.
+# Measured (one training epoch of the stream, mel, no model): the default dataset (160 songs,
+# fewer than 16 files per split) peaked at 1.25 GB, its 10x (1,600 songs, ~100 files) at 2.15 GB
+# with 16 files at once, 1.49 GB with 4, 1.33 GB with 2, all at the same speed (the transform,
+# not reading, sets the pace; docs/performance.md).
+READ_FILES_AT_ONCE = 2
 
 
 # --------------------------------------------------------------------------------------------
@@ -186,6 +193,8 @@ def load_songs(
         try_autocache=False,  # never cache a whole split in memory
         num_parallel_calls_for_interleave_files=AUTOTUNE,
         num_parallel_calls_for_decode=AUTOTUNE,
+        interleave_cycle_length=READ_FILES_AT_ONCE,
+        interleave_block_length=1,
         input_context=input_context,
     )
     wanted = tfds.decode.PartialDecoding({"audio": True, "label": True, "song_id": True})
