@@ -69,10 +69,16 @@ def frozen_musicnn(weights: str) -> keras.Model:
 
 
 @functools.lru_cache(maxsize=None)
-def _extractor(weights: str, layer: str):
+def feature_model(weights: str, layer: str) -> keras.Model:
+    """Patches ``[B, 187, 96]`` -> the frozen network's ``layer``; built once per process."""
     check_layer(layer)
     net = frozen_musicnn(weights)
-    features = keras.Model(net.input, net.output[layer], name=f"musicnn_{weights}_{layer}")
+    return keras.Model(net.input, net.output[layer], name=f"musicnn_{weights}_{layer}")
+
+
+@functools.lru_cache(maxsize=None)
+def _extractor(weights: str, layer: str):
+    features = feature_model(weights, layer)
     spec = tf.TensorSpec([None, PATCH_FRAMES, N_MELS], tf.float32)
     # One trace for every batch size.  Not XLA: on CPU it measured 3x slower for these convs.
     return tf.function(lambda x: features(x, training=False), input_signature=[spec])
@@ -123,12 +129,8 @@ def probe_as_keras(estimator: Pipeline, *, weights: str = "msd", layer: str = "m
     kernel = np.zeros((len(selector.get_support()), coef.shape[0]))
     kernel[selector.get_support()] = coef.T
 
-    check_layer(layer)
-    net = frozen_musicnn(weights)
     patches = keras.Input((PATCH_FRAMES, N_MELS), name="patches")
-    features = keras.Model(net.input, net.output[layer], name=f"musicnn_{weights}_{layer}")
-    features.trainable = False
     dense = keras.layers.Dense(coef.shape[0], activation="softmax", name="probe")
-    probabilities = dense(features(patches))
+    probabilities = dense(feature_model(weights, layer)(patches))
     dense.set_weights([kernel.astype(np.float32), bias.astype(np.float32)])
     return keras.Model(patches, probabilities, name=f"musicnn_{weights}_{layer}_probe")
