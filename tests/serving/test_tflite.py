@@ -58,18 +58,18 @@ def _untrained(model: str, transform: str, window_seconds: float = 1.5) -> Predi
 
 
 @pytest.mark.parametrize("model, transform, window_seconds, expected", [
-    ("cnn1d", "raw", 1.5, ("window", "builtins")),
-    ("cnn1d", "stft", 1.5, ("window", "builtins")),
-    ("cnn1d", "mfcc", 1.5, ("window", "builtins")),  # the DCT as a product: no complex slice
-    ("encoder_classifier", "mel", 1.5, ("window", "builtins")),
-    ("lstm", "mel", 1.5, ("window", "builtins+select_tf_ops")),  # TensorListReserve
-    ("cnn1d", "fft", 1.5, ("features", "builtins")),  # RFFT2D: 33,075 is no power of two
-    ("cnn1d", "fft", 32768 / 22050, ("window", "builtins")),
+    ("cnn1d", "raw", 1.5, ("window", "builtins", None)),
+    ("cnn1d", "stft", 1.5, ("window", "builtins", None)),
+    ("cnn1d", "mfcc", 1.5, ("window", "builtins", None)),  # the DCT as a product
+    ("encoder_classifier", "mel", 1.5, ("window", "builtins", None)),
+    ("lstm", "mel", 1.5, ("window", "builtins", 1)),  # TensorListReserve: static batch only
+    ("cnn1d", "fft", 1.5, ("features", "builtins", None)),  # RFFT2D: 33,075 is no power of 2
+    ("cnn1d", "fft", 32768 / 22050, ("window", "builtins", None)),
 ])
 def test_what_converts(model, transform, window_seconds, expected, tmp_path):
     predictor = _untrained(model, transform, window_seconds)
     info = convert_window_model(predictor, tmp_path / "m.tflite")
-    assert (info["input"], info["ops"]) == expected, info["not_converted"]
+    assert (info["input"], info["ops"], info["batch"]) == expected, info["not_converted"]
     x = np.random.default_rng(0).standard_normal([3, *info["input_shape"][1:]]).astype(np.float32)
     if info["input"] == "window":
         reference = predictor.model(_features(predictor, x), training=False)
