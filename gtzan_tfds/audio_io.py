@@ -9,7 +9,7 @@ other rates are resampled with the project's one resampler, `core.resample.resam
 
 Why that resampler and not `scipy.signal.resample_poly` (which this module used before):
 measured on the first 30 s of a 44.1 kHz recording, to 22.05 kHz, on 2 CPU cores (`python -m
-gtzan_tfds.bench resample --audio FILE`, docs/dataset_build.md): core.resample 9.5-10.4 ms and
+pipeline.bench resample --audio FILE`, docs/dataset_build.md): core.resample 9.5-10.4 ms and
 78.6 dB SNR against `librosa.resample` (soxr_hq); resample_poly 14.3-16.8 ms and 49.9 dB.  It is
 faster and closer to librosa, and the pipeline uses it already.  Both are deterministic.
 

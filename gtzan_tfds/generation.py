@@ -56,10 +56,10 @@ def make_example(
 
 def _example(audio: np.ndarray, audio_feature: Any, label: str, sid: str, filename: str):
     # tfds.features.Audio passes numpy arrays through without applying its `encoding`, so
-    # Encoding.BYTES would be lost (the serializer then rejects the int16 array). Run the
-    # Tensor encoding it skips (int16 -> raw bytes, with its dtype/shape checks) and hand
-    # Audio the result; on disk and when read it is a standard Audio feature.
-    audio_bytes = tfds.features.Tensor.encode_example(audio_feature, audio)
+    # Encoding.BYTES would be lost (the serializer then rejects the int16 array). A Tensor
+    # feature of the same dtype and encoding does that step (int16 -> raw bytes, with its
+    # dtype/shape checks); on disk and when read it is a standard Audio feature.
+    audio_bytes = _raw_bytes_feature(audio_feature).encode_example(audio)
     return {
         "audio": np.array(audio_bytes, dtype=object),
         "label": label,
@@ -67,6 +67,12 @@ def _example(audio: np.ndarray, audio_feature: Any, label: str, sid: str, filena
         "filename": filename,
         "duration_seconds": np.float32(len(audio) / SAMPLE_RATE),
     }
+
+
+def _raw_bytes_feature(audio_feature: Any):
+    """A Tensor feature with the builder's Audio dtype and its ``Encoding.BYTES``."""
+    return tfds.features.Tensor(shape=(None,), dtype=audio_feature.dtype,
+                                encoding=tfds.features.Encoding.BYTES)
 
 
 def in_process(plan: SplitPlan, audio_feature: Any, data_dir: str) -> Iterator[KeyExample]:

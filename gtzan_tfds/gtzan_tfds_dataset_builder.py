@@ -31,7 +31,7 @@ from core.errors import EmptySplitError, ManualDataError
 from gtzan_tfds import build_errors, build_report, generation, song_splits
 from gtzan_tfds.constants import CLIP_SECONDS, GENRES, SAMPLE_RATE
 from gtzan_tfds.instructions import HOMEPAGE, MANUAL_DOWNLOAD_INSTRUCTIONS, NEXT_STEPS
-from gtzan_tfds.sharding import with_song_shards
+from gtzan_tfds.tfds_compat import GenerationHooks, with_song_shards
 from gtzan_tfds.split_plan import SplitPlan, plan_dataset
 
 _SYNTHETIC_SONGS_PER_GENRE = 16  # default synthetic size: 160 songs, 120/20/20, ~210 MB
@@ -119,7 +119,7 @@ _MANUAL_CONFIGS = [
 ]
 
 
-class Builder(tfds.core.GeneratorBasedBuilder):
+class Builder(GenerationHooks, tfds.core.GeneratorBasedBuilder):
     """GTZAN (Tzanetakis & Cook 2002) songs as int16 audio, with song-level splits."""
 
     VERSION = tfds.core.Version("1.0.0")
@@ -187,12 +187,12 @@ class Builder(tfds.core.GeneratorBasedBuilder):
             return generation.with_beam(split, audio_feature, self.data_dir)
         return generation.in_process(split, audio_feature, self.data_dir)
 
-    def _generate_splits(self, dl_manager, download_config):
-        """TFDS's, with song-sized shards, the Beam choice, and the build report at the end."""
-        sharded = with_song_shards(download_config)
+    def generate_splits_around(self, dl_manager, download_config, generate):
+        """TFDS's split generation, with song-sized shards, the Beam choice, and the build
+        report at the end (called through `GenerationHooks`)."""
         beam = download_config.beam_runner is not None or download_config.beam_options is not None
         with _generation_request(self, beam=beam):
-            split_infos = super()._generate_splits(dl_manager, sharded)
+            split_infos = generate(with_song_shards(download_config))
         written = {info.name: info.num_examples for info in split_infos}
         if download_config.max_examples_per_split is not None:  # a debug run stopped early
             logging.warning("No build report: --max_examples_per_split capped the splits.")
@@ -203,7 +203,7 @@ class Builder(tfds.core.GeneratorBasedBuilder):
         log("%s", build_report.summary(report))
         return split_infos
 
-    def _process_pipeline_result(self, pipeline_result) -> None:
+    def on_beam_result(self, pipeline_result) -> None:
         """Logs the Beam counters of a Beam build (songs written and skipped per split)."""
         beam = tfds.core.lazy_imports.apache_beam
         query = beam.metrics.MetricsFilter().with_namespace(generation.METRICS_NAMESPACE)

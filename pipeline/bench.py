@@ -1,9 +1,11 @@
 """`python -m pipeline.bench`: the librosa way vs this tf.data pipeline, on the same songs, in one run.
 
     python -m pipeline.bench --json bench.json                      # synthetic songs (built here)
-    python -m pipeline.bench --dataset gtzan --manual-dir /path/to/gtzan_sample --json real.json
+    python -m pipeline.bench --dataset-config gtzan --manual-dir /path/to/gtzan_sample --json real.json
     python -m pipeline.bench --quick                                # < 2 minutes on 2 cores
     python -m pipeline.bench --gpu --json bench_gpu.json            # on a GPU machine
+    python -m pipeline.bench build --config synthetic [--beam OPTIONS]   # one tfds build
+    python -m pipeline.bench resample [--audio FILE_44K]                  # the decoder's resampler
 
 Speed (pipeline/benchmark/throughput.py): librosa one window at a time, as the seed study did,
 against the pipeline end to end (TFRecords -> int16 windows -> batches -> transform) with the
@@ -15,10 +17,11 @@ Stages (pipeline/benchmark/stages.py): where the time of the training stream goe
 Input stalls (pipeline/benchmark/stalls.py): the fraction of a real model.fit (cnn2d on mel,
 default settings) spent waiting for the next batch.
 Memory (pipeline/benchmark/memory.py): peak RSS streaming 1x and --rss-factor x the songs (in
-one stream, each in a fresh process after the same warm-up); more than 10 % growth fails the
-benchmark (exit 1).
+one stream, each in a fresh process after the same warm-up). Exit status 1 when memory grows
+more than 10 % or a training step waits for its batch more than 5 % of the time.
 Resampling (pipeline/benchmark/resampling.py): this project's resampler and tensorflow-io's
-against librosa.resample (soxr_hq): time and SNR.
+(where it loads: `make venv-tfio`, TF 2.17) against librosa.resample (soxr_hq): time and SNR.
+`build` and `resample` (pipeline/benchmark/build_bench.py): the builder's own figures.
 GPU (--gpu, pipeline/benchmark/gpu.py): windows/s of every transform and placement on the GPU,
 and a check that the transform ops run there; nothing else.
 
@@ -28,8 +31,8 @@ FLOPs, fraction_of_peak, fraction_of_floor), machine (measured GFLOP/s), stages,
 input_wait_fraction, peak_rss_mb_1x, peak_rss_mb_<N>x, rss_growth, device ("CPU" or
 "GPU:<name>"), resample (ms per song and SNR of each resampler).
 
-The dataset is a gtzan_tfds config (`synthetic` by default, no download; `gtzan` with
---manual-dir), built on first use into --data-dir, or into a temporary directory that is
+The dataset is a gtzan_tfds config (--dataset-config: `synthetic` by default, no download;
+`gtzan` with --manual-dir), built on first use into --data-dir, or into a temporary directory that is
 removed afterwards.
 
 --transform musicnn: the musicnn approaches' pipeline (16 kHz, 2.976 s windows), and beside the
@@ -42,28 +45,38 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shutil
+import sys
 import tempfile
-import time
-from typing import Any, Optional
+from typing import Optional
 
-from core.config import TRANSFORMS, DatasetConfig, PipelineConfig, TransformConfig
+from pipeline.benchmark import pipeline_bench
 from pipeline.cli.entry import run_cli
 
-TRANSFORMS = ("raw", "fft", "stft", "mel", "mfcc", "musicnn")  # each with a librosa twin
+SUBCOMMANDS = ("build", "resample")
+
+
+class DeprecatedAlias(argparse.Action):
+    """An old flag name: still works, says which name replaces it."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        print(f"note: {option_string} is deprecated; use --{self.dest.replace('_', '-')}",
+              file=sys.stderr)
+        setattr(namespace, self.dest, values)
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m pipeline.bench", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--transform", choices=TRANSFORMS, default="mel",
+    parser.add_argument("--transform", choices=pipeline_bench.TRANSFORMS, default="mel",
                         help="transform of the headline comparison (default: mel, the seed study's)")
-    parser.add_argument("--dataset", default="synthetic",
+    parser.add_argument("--dataset-config", default="synthetic",
                         help="gtzan_tfds config to read (default: synthetic, builds itself; "
                         "gtzan needs --manual-dir)")
+    parser.add_argument("--dataset", action=DeprecatedAlias, dest="dataset_config",
+                        help=argparse.SUPPRESS)
     parser.add_argument("--manual-dir", "--manual_dir", default=None,
-                        help="a GTZAN download (or the 50-clip sample), to build --dataset gtzan")
+                        help="a GTZAN download (or the 50-clip sample), to build --dataset-config gtzan")
     parser.add_argument("--data-dir", "--data_dir", default=None,
                         help="TFDS data dir (default: a temporary one, removed at the end)")
     parser.add_argument("--split", default="train", help="split to read (default: train)")
@@ -91,207 +104,64 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def make_cfg(args, placement: str = "data", transform: Optional[str] = None,
-             batch_size: Optional[int] = None) -> PipelineConfig:
-    from pipeline.benchmark.musicnn_features import musicnn_window
+def build_builder_parser() -> argparse.ArgumentParser:
+    from pipeline.benchmark import build_bench
 
-    cfg = PipelineConfig(
-        dataset=DatasetConfig(name=args.dataset, data_dir=args.data_dir, manual_dir=args.manual_dir),
-        transform=TransformConfig(name=transform or args.transform),
-        batch_size=batch_size or args.batch_size, transform_placement=placement)
-    return musicnn_window(cfg) if cfg.transform.name == "musicnn" else cfg.validate()
-
-
-def _device() -> str:
-    import tensorflow as tf
-
-    gpus = tf.config.list_physical_devices("GPU")
-    if not gpus:
-        return "CPU"
-    details = tf.config.experimental.get_device_details(gpus[0])
-    return f"GPU:{details.get('device_name', gpus[0].name)}"
-
-
-def _child_argv(args) -> list[str]:
-    argv = ["--data-dir", args.data_dir, "--dataset", args.dataset, "--split", args.split,
-            "--songs", str(args.songs), "--transform", args.transform,
-            "--batch-size", str(args.batch_size)]
-    return argv + (["--manual-dir", args.manual_dir] if args.manual_dir else [])
+    parser = argparse.ArgumentParser(prog="python -m pipeline.bench",
+                                     description=build_bench.__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+    res = sub.add_parser("resample", help="time and SNR of the decoder's resampler")
+    res.add_argument("--audio", help="a 44.1 kHz audio file (default: a synthetic song)")
+    bld = sub.add_parser("build", help="songs/s and peak memory of one tfds build")
+    bld.add_argument("--config", required=True, help="config name or JSON, as for tfds build")
+    bld.add_argument("--beam", help="--beam_pipeline_options for tfds build (default: no Beam)")
+    bld.add_argument("--manual-dir", help="--manual_dir for tfds build")
+    bld.add_argument("--data-dir", help="where to build and log (tfds_build.log); default: a "
+                     "temporary dir, removed")
+    bld.add_argument("--max-rss-gib", type=float,
+                     help="stop the build when its processes hold more memory than this")
+    return parser
 
 
-def _log(message: str) -> None:
-    print(message, flush=True)
+def builder_main(argv: list[str]) -> int:
+    from pipeline.benchmark import build_bench
 
-
-def headline(args, songs_ds, songs_fn) -> dict[str, Any]:
-    """librosa against every placement (--quick: the default only) for --transform."""
-    from pipeline.benchmark import musicnn_features, throughput
-
-    cfg = make_cfg(args)
-    variants = list(throughput.VARIANTS)[:1] if args.quick else list(throughput.VARIANTS)
-    passes = {"librosa": throughput.librosa_pass(cfg, songs_fn)}
-    for label in variants:
-        placement, jit = throughput.VARIANTS[label]
-        passes[label] = throughput.pipeline_pass(make_cfg(args, placement), songs_ds, jit_compile=jit)
-    if args.transform == "musicnn":
-        passes[musicnn_features.LABEL] = musicnn_features.feature_pass(cfg, songs_ds)
-    speeds = throughput.compare(passes, args.rounds, log=_log)
-    lib, default = speeds.pop("librosa"), speeds[variants[0]]
-    if default["windows"] != lib["windows"]:
-        raise RuntimeError(f"window counts differ: librosa {lib['windows']}, pipeline {default['windows']}")
-    extra = {}
-    if musicnn_features.LABEL in speeds:
-        extra["musicnn_windows_per_s"] = speeds[musicnn_features.LABEL]["windows_per_s"]
-    return {**extra, "windows": lib["windows"],
-            "librosa_windows_per_s": lib["windows_per_s"],
-            "pipeline_windows_per_s": default["windows_per_s"],
-            "speedup": default["windows_per_s"] / lib["windows_per_s"],
-            "librosa_windows_per_cpu_s": lib["windows_per_cpu_s"],
-            "pipeline_windows_per_cpu_s": default["windows_per_cpu_s"], "variants": speeds,
-            "speed_table": throughput.speed_table({"librosa": lib, **speeds})}
-
-
-def per_transform(args, songs_ds, songs_fn, result: dict[str, Any]) -> dict[str, Any]:
-    """Every transform (--quick: the headline one) against its librosa loop, with FLOPs."""
-    from pipeline.benchmark import flops, throughput
-
-    rates = flops.machine_rates()
-    names = (args.transform,) if args.quick else TRANSFORMS
-    out = {}
-    for name in names:
-        cfg = make_cfg(args, transform=name)
-        if name == args.transform:  # timed already, in the headline comparison
-            r = {"librosa": {"windows_per_s": result["librosa_windows_per_s"]},
-                 "pipeline": {"windows_per_s": result["pipeline_windows_per_s"]}}
-        else:
-            passes = {"pipeline": throughput.pipeline_pass(cfg, songs_ds, jit_compile=True),
-                      "librosa": throughput.librosa_pass(cfg, songs_fn)}
-            r = throughput.compare(passes, args.rounds, log=lambda m: _log(f"{name}: {m}"))
-        speed = r["pipeline"]["windows_per_s"]
-        lib = r.get("librosa", {}).get("windows_per_s")
-        out[name] = {"pipeline_windows_per_s": speed, "librosa_windows_per_s": lib,
-                     "speedup": speed / lib if lib else None,
-                     **flops.efficiency(cfg, speed, rates)}
-    return {"transforms": out, "machine": rates}
-
-
-def transforms_table(result: dict[str, Any]) -> str:
-    from pipeline.benchmark.throughput import table
-
-    m = result["machine"]
-    rows = [("transform", "librosa w/s", "pipeline w/s", "speedup", "MFLOP/window",
-             "GFLOP/s", "of peak", "of floor")]
-    for name, r in result["transforms"].items():
-        lib = r["librosa_windows_per_s"]
-        rows.append((name, f"{lib:.0f}" if lib else "-", f"{r['pipeline_windows_per_s']:.0f}",
-                     f"{r['speedup']:.1f}x" if r["speedup"] else "-",
-                     f"{r['mflop_per_window']:.2f}", f"{r['gflops_reached']:.1f}",
-                     f"{r['fraction_of_peak']:.1%}", f"{r['fraction_of_floor']:.0%}"))
-    return (f"machine: float32 matmul {m['matmul_gflops']:.0f} GFLOP/s (peak), 2048-point rFFT "
-            f"{m['rfft_gflops']:.0f} GFLOP/s (all cores)\n" + table(rows))
-
-
-def run(args) -> dict[str, Any]:
-    from pipeline.benchmark import memory, resampling, stages, stalls
-    from pipeline.stream.dataset import class_names, ensure_built, load_songs
-
-    cfg = make_cfg(args)
-    t0 = time.perf_counter()
-    ensure_built(cfg.dataset)
-    _log(f"dataset gtzan_tfds/{args.dataset} ready in {args.data_dir} ({time.perf_counter() - t0:.1f} s)")
-    songs_ds = load_songs(cfg.dataset, args.split).take(args.songs)
-    songs_fn = lambda: songs_ds.as_numpy_iterator()  # noqa: E731  (the same songs, as numpy)
-    args.songs = sum(1 for _ in songs_fn())
-    result = {"transform": args.transform, "dataset": args.dataset, "device": _device(),
-              "batch_size": args.batch_size, "cpu_count": os.cpu_count(), "songs": args.songs,
-              "load_average": os.getloadavg()[0]}
-    result.update(headline(args, songs_ds, songs_fn))
-    result.update(per_transform(args, songs_ds, songs_fn, result))
-    _log("stages of the training stream ...")
-    result["stages"] = stages.stage_profile(cfg, songs_ds, rounds=1 if args.quick else args.rounds)
-    if not args.skip_stalls:
-        _log("input stalls: cnn2d on mel, default settings, model.fit ...")
-        stall_cfg = PipelineConfig(dataset=cfg.dataset).validate()  # the defaults: batch 32, mel
-        result.update(stalls.input_wait(stall_cfg, songs_ds, len(class_names(cfg.dataset))))
-    if not args.skip_rss:
-        _log(f"memory: streaming 1x and {args.rss_factor}x the songs, each in a fresh process ...")
-        repeats = args.rss_repeats or (3 if args.transform == "musicnn" else 1)
-        result.update(memory.compare_rss(_child_argv(args), args.rss_factor, repeats))
-    songs = [s["audio"] for _, s in zip(range(2 if args.quick else 5), songs_fn())]
-    _log(f"resampling {len(songs)} songs ...")
-    result["resample"] = resampling.run_resample(songs, cfg.window.sample_rate)
-    return result
-
-
-def report(args, result: dict[str, Any]) -> None:
-    from pipeline.benchmark.memory import rss_line
-    from pipeline.benchmark.resampling import resample_table
-    from pipeline.benchmark.stages import stage_table
-    from pipeline.benchmark.stalls import stall_line
-
-    print(f"\n{args.transform} on {args.songs} songs of gtzan_tfds/{args.dataset}, device "
-          f"{result['device']}, {result['cpu_count']} CPUs, batch {args.batch_size}, load "
-          f"average {result['load_average']:.1f} at the start")
-    print(result.pop("speed_table"))
-    print(transforms_table(result))
-    print(stage_table(result["stages"]))
-    if "input_wait_fraction" in result:
-        print(stall_line(result))
-    if "rss_growth" in result:
-        print(rss_line(result))
-    print(resample_table(result["resample"]))
-    _write_json(args, result)
-
-
-def _write_json(args, result: dict[str, Any]) -> None:
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump(result, f, indent=2)
-        print(f"wrote {args.json}")
-
-
-def run_gpu_bench(args) -> dict[str, Any]:
-    from pipeline.benchmark.gpu import gpu_table, require_gpu, run_gpu
-    from pipeline.stream.dataset import ensure_built, load_songs
-
-    require_gpu()  # before building anything
-    cfg = make_cfg(args)
-    ensure_built(cfg.dataset)
-    songs_ds = load_songs(cfg.dataset, args.split).take(args.songs)
-    result = run_gpu(lambda name, placement: make_cfg(args, placement, name), songs_ds,
-                     rounds=args.rounds)
-    result.update({"songs": args.songs, "batch_size": args.batch_size, "dataset": args.dataset})
-    print(gpu_table(result))
-    print("transform ops on the GPU:", "yes" if result["gpu_ops_on_gpu"] else "NO")
-    _write_json(args, result)
-    return result
+    args = build_builder_parser().parse_args(argv)
+    if args.command == "resample":
+        print(json.dumps(build_bench.resample_figures(args.audio)))
+        return 0
+    data_dir = args.data_dir or tempfile.mkdtemp(prefix="gtzan_bench_")
+    try:
+        print(json.dumps(build_bench.build_figures(args.config, args.beam, data_dir,
+                                                   args.manual_dir, args.max_rss_gib)))
+    finally:
+        if not args.data_dir:
+            shutil.rmtree(data_dir, ignore_errors=True)
+    return 0
 
 
 def main(argv: Optional[list[str]] = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv and argv[0] in SUBCOMMANDS:
+        return builder_main(argv)
     args = build_parser().parse_args(argv)
     args.songs = args.songs or (20 if args.quick else 80)
     args.rounds = args.rounds or (2 if args.quick else 3)
     if args.child_repeat:
-        from pipeline.benchmark.memory import child_main
-        from pipeline.stream.dataset import load_songs
-
-        from pipeline.benchmark.musicnn_features import feature_pass
-
-        cfg = make_cfg(args)
-        return child_main(cfg, load_songs(cfg.dataset, args.split).take(args.songs),
-                          args.child_repeat, feature_pass if args.transform == "musicnn" else None)
+        return pipeline_bench.child(args)
     temp_dir = None
     if args.data_dir is None:
         temp_dir = args.data_dir = tempfile.mkdtemp(prefix="gtzan_bench_")
     try:
         if args.gpu:
-            return 0 if run_gpu_bench(args)["gpu_ops_on_gpu"] else 1
-        result = run(args)
-        report(args, result)
+            return 0 if pipeline_bench.run_gpu_bench(args)["gpu_ops_on_gpu"] else 1
+        result = pipeline_bench.run(args)
+        pipeline_bench.report(args, result)
     finally:
         if temp_dir:
             shutil.rmtree(temp_dir, ignore_errors=True)
-    return 0 if result.get("rss_within_tolerance", True) else 1
+    return pipeline_bench.exit_status(result)
 
 
 if __name__ == "__main__":

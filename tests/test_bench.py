@@ -42,6 +42,32 @@ def test_bench_help():
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 0 and "--quick" in done.stdout and "librosa" in done.stdout
     assert "--manual-dir" in done.stdout and "--gpu" in done.stdout
+    assert "--dataset-config" in done.stdout and "pipeline.bench build" in done.stdout
+    done = subprocess.run([sys.executable, "-m", "pipeline.bench", "build", "--help"], cwd=ROOT,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and "--beam" in done.stdout and "--max-rss-gib" in done.stdout
+
+
+def test_bench_old_dataset_flag_still_works_and_names_its_replacement():
+    from pipeline.bench import build_parser
+
+    with _stderr() as err:
+        args = build_parser().parse_args(["--dataset", "gtzan"])
+    assert args.dataset_config == "gtzan" and "use --dataset-config" in err.getvalue()
+
+
+def _stderr():
+    import contextlib
+    import io
+
+    buffer = io.StringIO()
+
+    @contextlib.contextmanager
+    def capture():
+        with contextlib.redirect_stderr(buffer):
+            yield buffer
+
+    return capture()
 
 
 def test_gpu_bench_refuses_without_a_gpu(tmp_path):
@@ -108,14 +134,18 @@ def test_input_wait_is_measured_during_fit():
     assert "waiting for the next batch" in stall_line(r)
 
 
-def test_gpu_bench_loop_and_table_with_a_stand_in_device(monkeypatch):
-    """The --gpu loop on the CPU, with the GPU-only pieces replaced (no GPU here)."""
+@pytest.mark.parametrize("placed_on_gpu", [True, False])
+def test_gpu_bench_loop_and_table_with_a_stand_in_device(monkeypatch, placed_on_gpu):
+    """The --gpu loop and table on the CPU. The device check itself (``_on_gpu``) needs a GPU,
+    so a stand-in reports where the ops ran; what is tested is that every transform and
+    placement is timed and that one transform off the GPU makes the whole check fail."""
     from pipeline.benchmark import gpu
 
     monkeypatch.setattr(gpu, "require_gpu", lambda: "stand-in")
-    monkeypatch.setattr(gpu, "GPU_TRANSFORMS", ("mel",))
+    monkeypatch.setattr(gpu, "GPU_TRANSFORMS", ("mel", "mfcc"))
+    device = "/job:localhost/replica:0/task:0/device:" + ("GPU:0" if placed_on_gpu else "CPU:0")
     monkeypatch.setattr(gpu, "_on_gpu", lambda cfg, b: {
-        "output_device": "/job:localhost/replica:0/task:0/device:GPU:0", "on_gpu": True,
+        "output_device": device, "on_gpu": placed_on_gpu or cfg.transform.name == "mel",
         "gpu_alone_windows_per_s": 1.0})
     window = WindowConfig(window_seconds=1.0, step_seconds=1.0)
     make_cfg = lambda name, placement: PipelineConfig(  # noqa: E731
@@ -124,8 +154,30 @@ def test_gpu_bench_loop_and_table_with_a_stand_in_device(monkeypatch):
     result = gpu.run_gpu(make_cfg, _song_ds(3), rounds=1)
     mel = result["transforms"]["mel"]
     assert set(mel) == {"data+xla", "model+xla", "model", "gpu alone"}
-    assert all(mel[p]["windows"] == 9 for p in gpu.PLACEMENTS) and result["gpu_ops_on_gpu"]
-    assert "GPU:0" in gpu.gpu_table(result)
+    assert all(mel[p]["windows"] == 9 for p in gpu.PLACEMENTS)
+    assert result["gpu_ops_on_gpu"] is placed_on_gpu  # mfcc off the GPU fails the check
+    assert device.rsplit("/", 1)[-1].removeprefix("device:") in gpu.gpu_table(result)
+
+
+@pytest.mark.skipif(not tf.config.list_physical_devices("GPU"), reason="needs a GPU")
+def test_transform_ops_run_on_the_gpu():
+    """The real device check, where there is a GPU (make bench-gpu runs the whole bench)."""
+    from pipeline.benchmark import gpu
+
+    cfg = PipelineConfig(transform=TransformConfig(name="mel"),
+                         transform_placement="model").validate()
+    on = gpu._on_gpu(cfg, 8)
+    assert on["on_gpu"] and "GPU" in on["output_device"]
+
+
+def test_bench_exit_status_checks_memory_and_input_stalls(capsys):
+    from pipeline.benchmark.pipeline_bench import MAX_INPUT_WAIT, exit_status
+
+    assert exit_status({"rss_within_tolerance": True, "input_wait_fraction": 0.002}) == 0
+    assert exit_status({"rss_within_tolerance": False, "input_wait_fraction": 0.002}) == 1
+    assert exit_status({"rss_within_tolerance": True,
+                        "input_wait_fraction": MAX_INPUT_WAIT + 0.01}) == 1
+    assert "input stalls over the limit" in capsys.readouterr().out
 
 
 def test_peak_rss_is_this_programs_own_and_arenas_can_be_capped():

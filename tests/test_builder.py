@@ -515,7 +515,7 @@ def test_debug_build_capped_per_split_has_no_report(tmp_path):
 def test_bench_measures_a_build(tmp_path, repo_root, repo_env):
     config = json.dumps({"name": "synthetic_bench", "songs_per_genre": 3, "clip_seconds": 1.0})
     proc = subprocess.run(
-        [sys.executable, "-m", "gtzan_tfds.bench", "build", "--config", config,
+        [sys.executable, "-m", "pipeline.bench", "build", "--config", config,
          "--data-dir", str(tmp_path)],
         cwd=repo_root, env=repo_env, capture_output=True, text=True, timeout=300,
     )

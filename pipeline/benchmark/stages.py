@@ -44,8 +44,8 @@ def _stage_datasets(cfg: PipelineConfig, songs_ds) -> dict[str, Any]:
     return {
         "read+decode": songs_ds,
         "+ windows": per_song,
-        "+ shuffle blocks": D._training_windows(songs_ds, unbatched, D.SAMPLE_RATE),
-        "+ batch": D._training_windows(songs_ds, cfg, D.SAMPLE_RATE),
+        "+ shuffle blocks": D.training_windows(songs_ds, unbatched, D.SAMPLE_RATE),
+        "+ batch": D.training_windows(songs_ds, cfg, D.SAMPLE_RATE),
         "+ to float": D.batches_from_songs(songs_ds, model_cfg, training=True),
         "+ transform": D.batches_from_songs(songs_ds, cfg, training=True),
     }

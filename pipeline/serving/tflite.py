@@ -32,10 +32,9 @@ from pathlib import Path
 
 import numpy as np
 import tensorflow as tf
-# What TFLiteConverter.convert raises for unsupported ops; TF exports no public name for it.
-from tensorflow.lite.python.convert_phase import ConverterError
 
 from core.errors import ConfigError
+from core.tf_compat import ConverterError
 from pipeline.stream.transforms import make_transform
 
 BUILTINS = [tf.lite.OpsSet.TFLITE_BUILTINS]

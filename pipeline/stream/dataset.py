@@ -241,7 +241,7 @@ def _permute(block: dict, seed: tf.Tensor) -> dict:
     return {k: tf.gather(v, order) for k, v in block.items()}
 
 
-def _training_windows(songs: tf.data.Dataset, cfg: PipelineConfig, rate_in: int) -> tf.data.Dataset:
+def training_windows(songs: tf.data.Dataset, cfg: PipelineConfig, rate_in: int) -> tf.data.Dataset:
     """Songs -> shuffled batches of windows (dicts), ``cfg.batch_size`` each.
 
     Songs are shuffled (a buffer of ``SONG_SHUFFLE_BUFFER``), cut into windows in parallel,
@@ -284,7 +284,7 @@ def batches_from_songs(
     """
     cfg.validate()
     if training:
-        batches = _training_windows(songs, cfg, rate_in)
+        batches = training_windows(songs, cfg, rate_in)
     else:  # file order, a song's windows consecutive (as unbatch().batch(), in one copy)
         per_song = songs.map(lambda song: song_to_windows(song, cfg, rate_in),
                              num_parallel_calls=AUTOTUNE, deterministic=True)
