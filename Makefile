@@ -37,7 +37,7 @@ venv: $(STAMP)
 # Main job on the embedded synthetic data: build the dataset, train, evaluate, print results.
 DEMO_FLAGS ?= --dataset-config synthetic --transform mfcc --model cnn1d --epochs 15 --overwrite
 demo: $(STAMP)
-	$(VENV)/bin/tfds build gtzan_tfds --config synthetic
+	$(VENV)/bin/tfds build gtzan_tfds --imports gtzan_tfds --config synthetic
 	$(PY) -m pipeline.train $(DEMO_FLAGS) --run-dir runs/demo
 
 # The default (fast) suite; `make test-all` adds the slow tests.

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import os
 import re
 import subprocess
 import sys
@@ -417,13 +418,32 @@ def test_cli_without_config_builds_synthetic_and_explains_the_download(cli_defau
     assert proc.returncode == 0, out[-3000:]
     assert "Traceback" not in out
     assert "Built the gtzan_tfds configs that need no download" in out
-    assert "tfds build gtzan_tfds --config gtzan --manual_dir" in out
+    assert "tfds build gtzan_tfds --imports gtzan_tfds --config gtzan --manual_dir" in out
     assert "marsyas.info" in out and "archive.zip" in out
     for name in ("synthetic", "synthetic_small"):
         assert Builder(config=name, data_dir=str(data_dir)).is_prepared()
     for name in ("gtzan", "fault_filtered", "folder"):
         assert not Builder(config=name, data_dir=str(data_dir)).is_prepared()
         assert f"gtzan_tfds/{name}/" not in out  # not attempted
+
+
+def test_readme_commands_work_outside_the_repository(tmp_path):
+    """Installed, the README's dataset and training commands run from any folder: `tfds build`
+    finds the builder through `--imports gtzan_tfds` (TFDS looks a bare name up in the current
+    folder only), `python -m pipeline...` through the installed package."""
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "TFDS_DATA_DIR")}
+    env["TF_CPP_MIN_LOG_LEVEL"] = "2"
+    outside = tmp_path / "elsewhere"
+    outside.mkdir()
+    tfds_cli = Path(sys.executable).with_name("tfds")
+    proc = subprocess.run([str(tfds_cli), "build", "gtzan_tfds", "--imports", "gtzan_tfds",
+                           "--config", "synthetic_small", "--data_dir", str(tmp_path / "data")],
+                          cwd=outside, env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-3000:]
+    assert Builder(config="synthetic_small", data_dir=str(tmp_path / "data")).is_prepared()
+    proc = subprocess.run([sys.executable, "-m", "pipeline.train", "--help"], cwd=outside,
+                          env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0 and "--dataset-config" in proc.stdout, proc.stderr[-2000:]
 
 
 def test_cli_named_real_config_without_download_fails_cleanly(tmp_path, repo_root, repo_env):

@@ -140,7 +140,7 @@ def test_invalid_parameter_values():
 
 
 def test_real_dataset_not_built_names_the_build_command(tmp_path):
-    with pytest.raises(DatasetNotBuiltError, match="tfds build gtzan_tfds --config fault_filtered"):
+    with pytest.raises(DatasetNotBuiltError, match="tfds build gtzan_tfds --imports gtzan_tfds --config fault_filtered"):
         train.main(["--dataset-config", "fault_filtered", "--data-dir", str(tmp_path), "--model", "svc",
                     "--transform", "mfcc", "--run-dir", str(tmp_path / "r")])
 

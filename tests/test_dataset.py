@@ -237,7 +237,7 @@ def test_not_built_error_gives_the_build_command(tmp_path):
     with pytest.raises(DatasetNotBuiltError) as err:
         load_songs(cfg, "train")
     message = str(err.value)
-    expected = "tfds build gtzan_tfds --config gtzan --manual_dir /path/to/gtzan --data_dir"
+    expected = "tfds build gtzan_tfds --imports gtzan_tfds --config gtzan --manual_dir /path/to/gtzan --data_dir"
     assert f"{expected} {tmp_path}" in message
 
 

@@ -117,8 +117,9 @@ def _built_copy(name: str, data_dir: Optional[str]) -> Optional[Path]:
 
 
 def build_command(dataset_cfg: DatasetConfig, manual_dir: Optional[str] = None) -> str:
-    """The ``tfds build`` command line that prepares ``dataset_cfg``."""
-    parts = ["tfds", "build", "gtzan_tfds", "--config", dataset_cfg.name]
+    """The ``tfds build`` command line that prepares ``dataset_cfg``, from any folder
+    (``--imports`` registers the installed builder; without it only the repository root works)."""
+    parts = ["tfds", "build", "gtzan_tfds", "--imports", "gtzan_tfds", "--config", dataset_cfg.name]
     source = _source(dataset_cfg)
     if source != "synthetic":
         placeholder = "/path/to/music" if source == "folder" else "/path/to/gtzan"
