@@ -26,11 +26,14 @@ lock:
 	    --python-version 3.11 --custom-compile-command "make lock" -q -o requirements.lock
 
 # tensorflow-io loads only on TensorFlow 2.17.x: a separate environment for the bench's
-# resampler comparison row (python -m pipeline.bench --resampling), never the default install.
+# resampler comparison (python -m pipeline.bench resample --tfio), never the default install.
 TFIO_VENV ?= .venv-tfio
 venv-tfio:
 	@test -x $(TFIO_VENV)/bin/python || $(PYTHON) -m venv $(TFIO_VENV)
-	$(TFIO_VENV)/bin/python -m pip install -q -c constraints-tfio.txt -e '.[tfio]' 'numpy<2'
+	$(TFIO_VENV)/bin/python -m pip install -q -c constraints-tfio.txt tensorflow tensorflow-io \
+	    tensorflow-datasets tensorflow-metadata librosa soundfile scipy tqdm absl-py
+	$(TFIO_VENV)/bin/python -m pip install -q --no-deps -e .
+	$(TFIO_VENV)/bin/python -m pipeline.bench resample --tfio
 
 venv: $(STAMP)
 

@@ -113,6 +113,9 @@ def build_builder_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     res = sub.add_parser("resample", help="time and SNR of the decoder's resampler")
     res.add_argument("--audio", help="a 44.1 kHz audio file (default: a synthetic song)")
+    res.add_argument("--tfio", action="store_true",
+                     help="instead: the pipeline's resampler, tensorflow-io's (where its ops "
+                     "load: `make venv-tfio`, TF 2.17) and librosa's, 22.05 -> 11.025 / 16 kHz")
     bld = sub.add_parser("build", help="songs/s and peak memory of one tfds build")
     bld.add_argument("--config", required=True, help="config name or JSON, as for tfds build")
     bld.add_argument("--beam", help="--beam_pipeline_options for tfds build (default: no Beam)")
@@ -128,6 +131,12 @@ def builder_main(argv: list[str]) -> int:
     from pipeline.benchmark import build_bench
 
     args = build_builder_parser().parse_args(argv)
+    if args.command == "resample" and args.tfio:
+        from pipeline.benchmark import resampling
+
+        print(resampling.resample_table(resampling.run_resample(resampling.synthetic_songs(),
+                                                                22_050)))
+        return 0
     if args.command == "resample":
         print(json.dumps(build_bench.resample_figures(args.audio)))
         return 0

@@ -6,6 +6,7 @@ This project's polyphase resampler (``core.resample``) and tensorflow-io's
 
 from __future__ import annotations
 
+import functools
 import time
 from typing import Any
 
@@ -34,11 +35,24 @@ def run_resample(songs: list[np.ndarray], sr: int, rates=(11_025, 16_000)) -> di
     return out
 
 
+def synthetic_songs(count: int = 3) -> list[np.ndarray]:
+    """``count`` synthetic 30 s int16 songs at 22,050 Hz (no dataset needed)."""
+    from core.audio import float_to_int16
+    from gtzan_tfds.synthetic_audio import generate_song_float
+
+    genres = ("jazz", "rock", "classical", "metal", "pop")
+    return [float_to_int16(generate_song_float(genres[i % 5], i, sr=22_050))
+            for i in range(count)]
+
+
+@functools.lru_cache(maxsize=1)
 def _tfio_resample():
     """tfio.audio.resample, or None where tensorflow-io's native ops do not load."""
     try:
         import tensorflow_io as tfio
-    except (ImportError, NotImplementedError):
+    except (ImportError, NotImplementedError) as e:
+        print(f"note: no tensorflow-io row ({type(e).__name__}: {str(e)[:120]}); its ops load "
+              "on TensorFlow 2.17 only: make venv-tfio")
         return None
     return tfio.audio.resample
 

@@ -59,12 +59,9 @@ SONG_SHUFFLE_BUFFER = 16
 PREFETCH_BATCHES = 4
 # tf.data autotuning may use at most this many bytes for its buffers (default: half the RAM).
 AUTOTUNE_RAM_BUDGET = 256 << 20
-# TFRecord files read at once, one song from each in turn.  TFDS's default (16 files, 16 songs
-# from each in a row) holds about 1 GB of songs in flight once a split has 16 or more files.
-# Measured (one training epoch of the stream, mel, no model): the default dataset (160 songs,
-# fewer than 16 files per split) peaked at 1.25 GB, its 10x (1,600 songs, ~100 files) at 2.15 GB
-# with 16 files at once, 1.49 GB with 4, 1.33 GB with 2, all at the same speed (the transform,
-# not reading, sets the pace; docs/performance.md).
+# TFRecord files read at once, one song from each in turn: TFDS's default (16 files, 16 songs
+# from each in a row) holds ~1 GB of songs in flight on a large split, and reading is not what
+# sets the pace (the figures: docs/performance.md, "files read at once").
 READ_FILES_AT_ONCE = 2
 
 
@@ -248,8 +245,7 @@ def training_windows(songs: tf.data.Dataset, cfg: PipelineConfig, rate_in: int) 
     Songs are shuffled (a buffer of ``SONG_SHUFFLE_BUFFER``), cut into windows in parallel,
     gathered into blocks of ``cfg.shuffle_buffer`` windows (~``shuffle_buffer / 10`` songs), and
     each block is permuted (seeded, new every epoch).  ``rebatch`` moves whole tensors, never
-    one window at a time: per-window tf.data elements (the former interleave + window shuffle
-    buffer) cost 0.3 ms of CPU per window, more than the log-mel itself takes
+    one window at a time: per-window tf.data elements cost more CPU than the log-mel itself
     (docs/performance.md).  Memory: one block and the song buffer, whatever the data size.
     """
     songs = songs.shuffle(SONG_SHUFFLE_BUFFER, seed=cfg.seed, reshuffle_each_iteration=True)

@@ -253,15 +253,11 @@ MUSICNN_STFT = TransformConfig(
 def round_to_float16(x: tf.Tensor) -> tf.Tensor:
     """float32 ``x`` rounded to the nearest float16 value (ties to even), kept in float32.
 
-    ``tf.cast(tf.cast(x, tf.float16), tf.float32)`` means the same, but XLA removes such a
-    round trip as "excess precision" (``xla_allow_excess_precision``, on by default): compiled,
-    the musicnn input then differed from musicnn's own by up to half a float16 step (2.1e-4) in
-    92 % of its entries.  Arithmetic XLA cannot elide instead: a normal float16 keeps 11
-    significant bits, so ``|x|`` is rounded to a multiple of its float16 spacing ``ulp`` (a power
-    of two built from the exponent bits of ``|x|``; ``tf.round`` rounds half to even); float16
-    subnormals (below 2**-14) are multiples of 2**-24; from 65520 up it overflows to inf, as
-    NumPy's ``astype(np.float16)`` does.  Only TFLite built-in ops (no bitwise and), so the
-    musicnn transform still converts.
+    Why not ``tf.cast`` to float16 and back: XLA may drop that round trip as excess precision
+    (TF 2.17's did; history in docs/musicnn.md), and tf.data runs this transform compiled.
+    Arithmetic cannot be dropped: ``|x|`` is rounded to a multiple of its float16 spacing (a
+    power of two built from its exponent bits), subnormals to multiples of 2**-24, and 65520
+    and up overflow to inf, as NumPy's ``astype(np.float16)`` does.  TFLite built-in ops only.
     """
     x = tf.convert_to_tensor(x, tf.float32)
     magnitude = tf.abs(x)
