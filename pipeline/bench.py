@@ -51,18 +51,10 @@ import tempfile
 from typing import Optional
 
 from pipeline.benchmark import pipeline_bench
+from pipeline.cli.deprecation import DeprecatedAlias
 from pipeline.cli.entry import run_cli
 
 SUBCOMMANDS = ("build", "resample")
-
-
-class DeprecatedAlias(argparse.Action):
-    """An old flag name: still works, says which name replaces it."""
-
-    def __call__(self, parser, namespace, values, option_string=None):
-        print(f"note: {option_string} is deprecated; use --{self.dest.replace('_', '-')}",
-              file=sys.stderr)
-        setattr(namespace, self.dest, values)
 
 
 def build_parser() -> argparse.ArgumentParser:
