@@ -19,7 +19,7 @@ import pytest
 
 from core.config import DatasetConfig, PipelineConfig, TrainConfig
 from core.errors import ConfigError
-from tuning.search_space import Choice, Fixed, SearchSpace
+from tuning.search_space import SearchSpace
 
 ROOT = Path(__file__).resolve().parents[1]
 DATASET = "synthetic_small"
@@ -96,8 +96,9 @@ def test_space_covers_model_training_and_pipeline():
 
 def test_space_overrides_and_errors():
     space = SearchSpace.for_approach("lstm", "mfcc", fixed={"units": 16}, choices={"n_fft": [512, 1024]})
-    assert space.entries["units"] == Fixed(16)
-    assert space.entries["n_fft"] == Choice((512, 1024))
+    assert space.spec("units") == {"type": "Fixed", "value": 16}
+    assert space.spec("n_fft") == {"type": "Choice", "values": [512, 1024]}
+    assert space.hp.get("n_fft") == 512  # a keras_tuner.HyperParameters, defaults set
     with pytest.raises(ConfigError, match="not a hyperparameter of lstm"):
         SearchSpace.for_approach("lstm", "mfcc", fixed={"filters": 8})
     with pytest.raises(ConfigError, match="scikit-learn"):
@@ -121,10 +122,8 @@ def test_trial_values_map_onto_the_configs():
     cfg.validate()
 
 
-def test_invalid_combinations_are_never_sampled(tmp_path):
-    """n_mels > n_fft/2+1 and hop > n_fft exist in this space; the oracle never draws them."""
-    import keras_tuner
-
+def test_invalid_combinations_are_never_sampled():
+    """n_mels > n_fft/2+1 and hop > n_fft exist in this space; the oracle never proposes them."""
     from tuning.tuners import RandomOracle
 
     space = SearchSpace.for_approach("lstm", "mfcc", choices={
@@ -134,14 +133,18 @@ def test_invalid_combinations_are_never_sampled(tmp_path):
     assert not space.is_valid({"n_fft": 256, "hop_length": 512}, base, base_train)
     valid, total = space.count_valid(base, base_train)
     assert 0 < valid < total
-    hp = keras_tuner.HyperParameters()
-    space.declare(hp)
-    oracle = RandomOracle(objective="val_accuracy", max_trials=100, hyperparameters=hp, seed=3)
-    oracle._set_project_dir(str(tmp_path), "p")
+    oracle = RandomOracle(objective="val_accuracy", max_trials=100, hyperparameters=space.hp, seed=3)
     oracle.values_filter = lambda v: space.is_valid(v, base, base_train)
-    draws = [oracle._random_values() for _ in range(40)]
-    assert all(d is not None and space.is_valid(d, base, base_train) for d in draws)
+    responses = [oracle.populate_space(str(i)) for i in range(40)]
+    draws = [r["values"] for r in responses]
+    assert all(r["status"] == "RUNNING" for r in responses)
+    assert all(space.is_valid(d, base, base_train) for d in draws)
     assert {d["n_fft"] for d in draws} == {256, 2048}  # both still sampled
+    # A proposal outside the valid region (as a Bayesian optimum may be) is replaced.
+    invalid = {**draws[0], "n_fft": 256, "n_mels": 200}
+    assert oracle._valid(invalid) is False
+    redrawn = oracle.valid_random_values("x")
+    assert redrawn is not None and space.is_valid(redrawn, base, base_train)
 
 
 def test_no_valid_combination_is_a_clear_error():
@@ -179,9 +182,9 @@ def test_explicit_flags_pin_hyperparameters(tmp_path):
     args = build_parser().parse_args(["--model", "lstm", "--transform", "mfcc",
                                       "--sample-rate", "16000", "--hparam", "units=12"])
     space = make_space(args, "lstm", "mfcc")
-    assert space.entries["sample_rate"] == Fixed(16000)
-    assert space.entries["units"] == Fixed(12)
-    assert isinstance(space.entries["n_fft"], Choice)
+    assert space.spec("sample_rate") == {"type": "Fixed", "value": 16000}
+    assert space.spec("units") == {"type": "Fixed", "value": 12}
+    assert space.spec("n_fft")["type"] == "Choice"
 
 
 # --------------------------------------------------------------------------------------------

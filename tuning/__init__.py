@@ -10,6 +10,7 @@ Constants here are free of TensorFlow, so `--help` starts fast.
 """
 
 TUNERS = ("random", "bayesian", "hyperband")
+TUNE_PARTS = ("all", "model", "pipeline")
 OBJECTIVES = {
     "val_accuracy": "validation window accuracy",
     "val_song_accuracy": "validation song accuracy (mean-probability vote over a song's windows)",
