@@ -124,7 +124,9 @@ def test_trial_values_map_onto_the_configs():
 
 def test_invalid_combinations_are_never_sampled():
     """n_mels > n_fft/2+1 and hop > n_fft exist in this space; the oracle never proposes them."""
-    from tuning.tuners import RandomOracle
+    import keras_tuner
+
+    from tuning.tuners import RandomOracle, ResumableOracleMixin
 
     space = SearchSpace.for_approach("lstm", "mfcc", choices={
         "n_fft": [256, 2048], "n_mels": [128, 200], "hop_length": [128, 512]})
@@ -140,11 +142,22 @@ def test_invalid_combinations_are_never_sampled():
     assert all(r["status"] == "RUNNING" for r in responses)
     assert all(space.is_valid(d, base, base_train) for d in draws)
     assert {d["n_fft"] for d in draws} == {256, 2048}  # both still sampled
+
     # A proposal outside the valid region (as a Bayesian optimum may be) is replaced.
     invalid = {**draws[0], "n_fft": 256, "n_mels": 200}
-    assert oracle._valid(invalid) is False
-    redrawn = oracle.valid_random_values("x")
-    assert redrawn is not None and space.is_valid(redrawn, base, base_train)
+
+    class Proposing(keras_tuner.oracles.RandomSearchOracle):
+        def populate_space(self, trial_id):
+            return {"status": "RUNNING", "values": dict(invalid, **{"tuner/epochs": 2})}
+
+    class Filtered(ResumableOracleMixin, Proposing):
+        pass
+
+    filtered = Filtered(objective="val_accuracy", max_trials=10, hyperparameters=space.hp, seed=3)
+    filtered.values_filter = oracle.values_filter
+    response = filtered.populate_space("7")
+    assert response["status"] == "RUNNING" and response["values"]["tuner/epochs"] == 2
+    assert space.is_valid(response["values"], base, base_train)
 
 
 def test_no_valid_combination_is_a_clear_error():

@@ -40,8 +40,8 @@ import time
 from pathlib import Path
 from typing import Optional, Sequence
 
-from tuning.roles import CHIEF, ENV_ID, ENV_IP, ENV_PORT
 from tuning.project import project_dir_from_args
+from tuning.roles import CHIEF, ENV_ID, ENV_IP, ENV_PORT
 from tuning.search import build_parser as search_parser
 
 

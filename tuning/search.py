@@ -28,8 +28,9 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
 from pathlib import Path
-from typing import Any
+from typing import Any, Optional
 
 from core.config import PipelineConfig, TrainConfig
 from core.errors import ConfigError
@@ -125,11 +126,31 @@ def pinned_from_flags(args) -> dict[str, Any]:
 
 
 def make_space(args, model: str, transform: str):
-    from tuning.search_space import SearchSpace, parse_assignments
+    from tuning.search_space import SearchSpace
 
     fixed = {**pinned_from_flags(args), **parse_assignments(args.fix, "--fix")}
     choices = parse_assignments(args.choices, "--choices", many=True)
     return SearchSpace.for_approach(model, transform, tune=args.tune, fixed=fixed, choices=choices)
+
+
+def parse_assignments(items: Optional[list[str]], flag: str, many: bool = False) -> dict[str, Any]:
+    """NAME=VALUE (``many``: NAME=V1,V2,...) strings to a dict; values parsed as JSON when they parse."""
+    out: dict[str, Any] = {}
+    for item in items or []:
+        if "=" not in item:
+            raise ConfigError(f"{flag} expects NAME=VALUE, got {item!r}")
+        name, text = (s.strip() for s in item.split("=", 1))
+        parts = [p.strip() for p in text.split(",")] if many else [text]
+        parsed = [_json_or_text(p) for p in parts]
+        out[name] = parsed if many else parsed[0]
+    return out
+
+
+def _json_or_text(text: str):
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return text
 
 
 # --------------------------------------------------------------------------------------------
@@ -179,6 +200,7 @@ def run_search(args, project: Path, space, base, base_train, role: str):
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     from pipeline.experiments.seeding import configure_determinism
+    from tuning import keras_tuner_compat
     from tuning.roles import is_chief, is_worker
 
     if args.max_trials < 1:
@@ -190,6 +212,7 @@ def main(argv=None) -> int:
     describe_search(args, space, base, base_train, source, role)
     if args.show_space:
         return 0
+    keras_tuner_compat.check_version()  # before anything is written
     configure_determinism(base_train.deterministic)
     project = project_dir_from_args(args)
     if role == "worker":  # the chief holds the project's lock; a worker only runs trials

@@ -360,23 +360,3 @@ def _check_name(model: str, transform: str, name: str, known) -> None:
 def _augment_choices(transform: str) -> dict[str, tuple]:
     return {name: values for name, values in AUGMENT_SPACE.items()
             if transform in AUGMENT_ONLY_FOR.get(name, (transform,))}
-
-
-def parse_assignments(items: Optional[list[str]], flag: str, many: bool = False) -> dict[str, Any]:
-    """NAME=VALUE (``many``: NAME=V1,V2,...) strings to a dict; values parsed as JSON when they parse."""
-    out: dict[str, Any] = {}
-    for item in items or []:
-        if "=" not in item:
-            raise ConfigError(f"{flag} expects NAME=VALUE, got {item!r}")
-        name, text = (s.strip() for s in item.split("=", 1))
-        parts = [p.strip() for p in text.split(",")] if many else [text]
-        parsed = [_json_or_text(p) for p in parts]
-        out[name] = parsed if many else parsed[0]
-    return out
-
-
-def _json_or_text(text: str):
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError:
-        return text
