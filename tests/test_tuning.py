@@ -99,6 +99,10 @@ def test_space_overrides_and_errors():
     assert space.spec("units") == {"type": "Fixed", "value": 16}
     assert space.spec("n_fft") == {"type": "Choice", "values": [512, 1024]}
     assert space.hp.get("n_fft") == 512  # a keras_tuner.HyperParameters, defaults set
+    mixed = SearchSpace.for_approach("lstm", "mfcc", choices={"dropout": [0, 0.2]})
+    assert mixed.spec("dropout") == {"type": "Choice", "values": [0.0, 0.2]}
+    with pytest.raises(ConfigError, match="units=None: a pinned value must be"):
+        SearchSpace.for_approach("lstm", "mfcc", fixed={"units": None})
     with pytest.raises(ConfigError, match="not a hyperparameter of lstm"):
         SearchSpace.for_approach("lstm", "mfcc", fixed={"filters": 8})
     with pytest.raises(ConfigError, match="scikit-learn"):

@@ -75,19 +75,32 @@ TRAINING_FIELDS = tuple(TRAINING_SPACE)  # TrainConfig fields, and PipelineConfi
 
 
 def choice(name: str, values: Iterable) -> kt_hp.HyperParameter:
-    """hp.Choice, or hp.Boolean for {False, True} (hp.Choice would store them as 1/0);
-    hp.Fixed for one value."""
+    """hp.Choice (numbers of one type), or hp.Boolean for {False, True} (hp.Choice would store
+    them as 1/0); hp.Fixed for one value."""
     values = tuple(values)
     if not values:
         raise ConfigError(f"{name}: give at least one value")
     if len(values) == 1:
-        return kt_hp.Fixed(name, values[0])
+        return pin(name, values[0])
     if set(values) == {False, True} and all(isinstance(v, bool) for v in values):
         return kt_hp.Boolean(name)
+    if any(isinstance(v, float) for v in values) and all(
+            isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
+        values = tuple(float(v) for v in values)  # "--choices dropout=0,0.2": one type
     try:
         return kt_hp.Choice(name, list(values))
     except (TypeError, ValueError) as e:
         raise ConfigError(f"{name}: {e}") from None
+
+
+def pin(name: str, value) -> kt_hp.HyperParameter:
+    """hp.Fixed: not searched, but recorded with each trial (the table and the retrained run
+    show it)."""
+    try:
+        return kt_hp.Fixed(name, value)
+    except ValueError:
+        raise ConfigError(f"{name}={value!r}: a pinned value must be a number, a string or "
+                          "true/false") from None
 
 
 def log_float(name: str, min_value: float, max_value: float) -> kt_hp.HyperParameter:
@@ -194,7 +207,7 @@ class SearchSpace:
             entries[name] = choice(name, values)
         for name, value in (fixed or {}).items():
             _check_name(model, transform, name, known)
-            entries[name] = kt_hp.Fixed(name, value)
+            entries[name] = pin(name, value)
         hp = keras_tuner.HyperParameters()
         hp.merge(list(entries.values()))
         return cls(model, transform, hp)
