@@ -31,6 +31,7 @@ from core.errors import EmptySplitError, ManualDataError
 from gtzan_tfds import build_errors, build_report, generation, song_splits
 from gtzan_tfds.constants import CLIP_SECONDS, GENRES, SAMPLE_RATE
 from gtzan_tfds.instructions import HOMEPAGE, MANUAL_DOWNLOAD_INSTRUCTIONS, NEXT_STEPS
+from gtzan_tfds import tfds_compat
 from gtzan_tfds.tfds_compat import GenerationHooks, with_song_shards
 from gtzan_tfds.split_plan import SplitPlan, plan_dataset
 
@@ -190,6 +191,7 @@ class Builder(GenerationHooks, tfds.core.GeneratorBasedBuilder):
     def generate_splits_around(self, dl_manager, download_config, generate):
         """TFDS's split generation, with song-sized shards, the Beam choice, and the build
         report at the end (called through `GenerationHooks`)."""
+        tfds_compat.check_version()  # before anything is written
         beam = download_config.beam_runner is not None or download_config.beam_options is not None
         with _generation_request(self, beam=beam):
             split_infos = generate(with_song_shards(download_config))

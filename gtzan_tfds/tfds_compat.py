@@ -1,4 +1,4 @@
-"""The TFDS internals the builder relies on, in one place (see core/compat.py).
+"""The TFDS internals the builder relies on, in one place (see core/versions.py).
 
 1. **Song-sized shards.**  TFDS 4.9.x's own shard count cannot give small shards:
    ``ShardConfig.get_number_shards`` reads the class defaults (64 MiB min, 1 GiB max), so
@@ -18,22 +18,25 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from importlib import metadata
 from typing import Optional
 
 import tensorflow_datasets as tfds
 from tensorflow_datasets.core.utils import shard_utils
 
-from core.compat import check_supported
+from core.versions import check_version as _check
 
 DISTRIBUTION = "tensorflow-datasets"
-SUPPORTED = ">=4.9.8,<4.10"
+SUPPORTED = (">=4.9.8", "<4.10")
 
 TARGET_SHARD_BYTES = 16 << 20  # ~12 songs a shard: GTZAN's train split is ~64 shards
 MIN_SHARDS_PER_SPLIT = 4
 
 
-def check_version():
-    return check_supported(DISTRIBUTION, SUPPORTED, __name__)
+def check_version(installed: str | None = None) -> None:
+    """UnsupportedVersionError unless ``installed`` (default: the installed one) is in
+    `SUPPORTED`."""
+    _check(DISTRIBUTION, installed or metadata.version(DISTRIBUTION), SUPPORTED, __name__)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -128,19 +128,22 @@ def _features_only(ds: tf.data.Dataset) -> tf.data.Dataset:
 def _locate_encoder(model: keras.Model) -> tuple[keras.Model, Optional[keras.Model]]:
     """The frozen-to-be encoder of ``model``, and the ``front`` that computes its features.
 
-    ``model`` is the classifier from ``build_encoder_classifier`` (``front`` is None), or a model
-    that wraps it, e.g. ``raw -> TransformLayer -> classifier`` when the pipeline places the
-    transform in the model; ``front`` is then the part of ``model`` before the classifier.
+    ``model`` is the classifier from ``build_encoder_classifier`` (``front`` is None), or a
+    chain that wraps it, e.g. ``raw -> TransformLayer -> classifier`` when the pipeline places
+    the transform in the model; ``front`` is then the chain up to the layer that feeds the
+    classifier (the one before it in the wrapper's topological order).
     """
-    if "encoder" in [layer.name for layer in model.layers]:
+    names = [layer.name for layer in model.layers]
+    if "encoder" in names:
         return model.get_layer("encoder"), None
-    for layer in model.layers:
+    for i, layer in enumerate(model.layers):
         if isinstance(layer, keras.Model) and "encoder" in [sub.name for sub in layer.layers]:
-            # The tensor the wrapper feeds the classifier: Keras 3 has no public accessor for the
-            # inputs of a nested model's call (``layer.input`` is the nested model's own Input).
-            fed = layer._inbound_nodes[0].input_tensors[0]
-            return layer.get_layer("encoder"), keras.Model(model.inputs, fed, name="front")
-    raise ValueError(f"model {model.name!r} has no encoder: build it with build_encoder_classifier")
+            feeding = model.layers[i - 1].output if i > 0 else None
+            if feeding is None or tuple(feeding.shape[1:]) != tuple(layer.input.shape[1:]):
+                break
+            return layer.get_layer("encoder"), keras.Model(model.inputs, feeding, name="front")
+    raise ValueError(f"model {model.name!r} has no encoder: build it with build_encoder_classifier "
+                     "(directly, or as the last link of a chain of layers)")
 
 
 def pretrain(

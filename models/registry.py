@@ -5,7 +5,7 @@ The CLIs, the tuner and the tests go through this module only::
     approach = get_approach("cnn2d")
     check_compatible("cnn2d", "mel")                   # ConfigError with the reason otherwise
     model = build_model("cnn2d", (130, 128), 10, seed=42, filters=32)
-    run_pretrain("cnn2d", model, train_ds, val_ds,     # the approach's pretrain hook, if any
+    run_pretrain("cnn2d", model, train_ds, val_ds,     # the approach's pretrain step, if any
                  hparams={}, epochs=20)                # (encoder_classifier, musicnn_finetune)
     compile_model(model, learning_rate=1e-3)           # builders return *uncompiled* models
     model.fit(train_ds, validation_data=val_ds, ...)
@@ -18,10 +18,11 @@ loads with ``model.save("x.keras")`` / ``keras.models.load_model`` (built-in lay
 scikit-learn approaches: ``build(seed=..., **hp) -> sklearn Pipeline`` fitted on the vectors of
 the approach's ``featurize`` (the CLI streams batches through ``featurizer(name, hparams)``).
 
-Hyperparameters are the keyword defaults of ``build``, plus the ``hook_hparams`` an approach
-declares for its ``featurize``/``pretrain`` hooks (keyword-only arguments there): every
-hyperparameter goes to the callables whose signature names it, so ``musicnn``'s ``weights`` and
-``layer`` reach its feature extractor and its ``probe`` and ``C`` reach ``build``.
+Each approach declares its steps (``build``, and optionally ``pretrain``, ``featurize``,
+``to_keras``) as a `Step`: the function, the hyperparameters it owns (`HParam`: default and the
+values a search tries, as a ``keras_tuner.HyperModel`` would declare them) and those of another
+step it reads too (``musicnn_finetune``'s pretrain reads the build's ``layer``).  A step is
+called with exactly its declared hyperparameters.
 
 Approaches built on a pretrained network also say what the pipeline must be (``requires``:
 ``{"transform.name": "musicnn", "window.sample_rate": 16000}``) and what it should be unless
@@ -34,7 +35,6 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import inspect
 from typing import Any, Callable, Optional, Sequence
 
 from core import musicnn_input
@@ -45,6 +45,7 @@ from models.cnn2d import build_cnn2d
 from models.common import compile_model
 from models.encoder_classifier import build_encoder_classifier, pretrain
 from models.lstm import build_lstm
+from models.musicnn import WEIGHTS
 from models.musicnn_checkpoint import checkpoint_dir as musicnn_checkpoint_dir
 from models.musicnn_checkpoint import is_installed as musicnn_weights_installed
 from models.musicnn_finetune import build_musicnn_finetune, train_head_then_unfreeze
@@ -54,6 +55,8 @@ from models.sklearn_baselines import SVC_CALIBRATION_FOLDS, build_rf, build_svc,
 __all__ = [
     "APPROACHES",
     "Approach",
+    "HParam",
+    "Step",
     "build_model",
     "check_available",
     "check_compatible",
@@ -62,6 +65,7 @@ __all__ = [
     "featurizer",
     "get_approach",
     "is_available",
+    "keras_equivalent",
     "pool_features",
     "run_pretrain",
 ]
@@ -78,9 +82,6 @@ _NEEDS = {
     SPECTRAL: "a spectral transform",
 }
 
-# Arguments of the builders that are not hyperparameters.
-_NOT_HPARAMS = ("input_shape", "num_classes", "seed")
-
 # The pretrained musicnn networks read 16 kHz patches of 187 frames: 2.976 s windows.
 MUSICNN_WINDOW_SECONDS = musicnn_input.MIN_WINDOW_LENGTH / musicnn_input.SAMPLE_RATE
 MUSICNN_REQUIRES = {"transform.name": "musicnn", "window.sample_rate": musicnn_input.SAMPLE_RATE}
@@ -88,21 +89,60 @@ MUSICNN_PRESETS = {"window.window_seconds": MUSICNN_WINDOW_SECONDS,
                    "window.step_seconds": MUSICNN_WINDOW_SECONDS}
 
 
-def _signature_defaults(build: Callable) -> dict[str, Any]:
-    """The keyword defaults of ``build``, less its non-hyperparameter arguments."""
-    return {
-        name: p.default
-        for name, p in inspect.signature(build).parameters.items()
-        if name not in _NOT_HPARAMS and p.default is not inspect.Parameter.empty
-    }
+@dataclasses.dataclass(frozen=True)
+class HParam:
+    """One hyperparameter: its default, and what a search tries (nothing: not searched).
+
+    Attributes:
+        default: the value without ``--hparam`` or a search.
+        choices: the values a search picks from.
+        log_range: or a continuous ``(min, max)`` sampled log-uniformly (scale parameters).
+        searched_with: the transforms on which a search tries it (None: all the approach's).
+    """
+
+    default: Any
+    choices: tuple = ()
+    log_range: Optional[tuple[float, float]] = None
+    searched_with: Optional[tuple[str, ...]] = None
+
+    def searched_on(self, transform: str) -> bool:
+        return bool(self.choices or self.log_range) and (
+            self.searched_with is None or transform in self.searched_with)
 
 
-def _accepted(fn: Callable, hparams: dict) -> dict[str, Any]:
-    """The entries of ``hparams`` that ``fn`` takes as keyword arguments."""
-    params = inspect.signature(fn).parameters
-    return {k: v for k, v in hparams.items() if k in params
-            and params[k].kind in (inspect.Parameter.KEYWORD_ONLY,
-                                   inspect.Parameter.POSITIONAL_OR_KEYWORD)}
+@dataclasses.dataclass(frozen=True)
+class Step:
+    """A function of an approach with the hyperparameters it owns and those it reads."""
+
+    fn: Callable
+    hparams: dict = dataclasses.field(default_factory=dict)  # name -> HParam
+    reads: tuple[str, ...] = ()  # owned by another step of the approach, passed here too
+
+    def bind(self, values: dict) -> dict:
+        """The entries of `values` this step takes, as keyword arguments."""
+        return {k: values[k] for k in (*self.hparams, *self.reads) if k in values}
+
+
+def _fixed(default) -> HParam:
+    return HParam(default)
+
+
+def _tried(default, *choices, on: Optional[tuple[str, ...]] = None) -> HParam:
+    return HParam(default, choices=tuple(choices), searched_with=on)
+
+
+# Search ranges shared by the approaches that have the hyperparameter.
+_DROPOUTS = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5)
+_DENSE_UNITS = (0, 32, 64, 128)
+
+
+def _conv_hparams(kernel_size: int) -> dict:
+    return {"blocks": _tried(3, 1, 2, 3, 4), "filters": _tried(16, 8, 16, 32, 64),
+            "kernel_size": _tried(kernel_size, 3, 5, 7)}
+
+
+def _head_hparams(dense_units: int, dropout: float) -> dict:
+    return {"dense_units": _tried(dense_units, *_DENSE_UNITS), "dropout": _tried(dropout, *_DROPOUTS)}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -113,97 +153,141 @@ class Approach:
         name: registry key, as given on the command line.
         kind: ``"keras"`` or ``"sklearn"``.
         transforms: the transforms (``core.config.TRANSFORMS``) it accepts.
-        build: keras: ``build(input_shape, num_classes, **hp) -> keras.Model`` (uncompiled);
-            sklearn: ``build(seed=..., **hp) -> Pipeline`` on ``pool_features`` output.
-        defaults: default hyperparameters (the keyword defaults of ``build``).
-        pretrain: optional ``pretrain(model, train_ds, val_ds, *, epochs, callbacks=None,
-            verbose="auto")`` to run after building and before ``compile_model`` and ``fit``.
         description: one line for ``--help`` and reports.
-        featurize: sklearn: batch of pipeline features ``[B, ...]`` -> vectors ``[B, d]`` the
-            estimator is fitted on (and predicts from); use ``featurizer(name, hparams)``.
+        build_step: keras: ``build(input_shape, num_classes, **hp) -> keras.Model``
+            (uncompiled); sklearn: ``build(seed=..., **hp) -> Pipeline`` on the featurize output.
+        pretrain_step: optional ``pretrain(model, train_ds, val_ds, *, epochs, callbacks=None,
+            verbose="auto", **hp)`` to run after building and before ``compile_model`` and ``fit``.
+        featurize_step: sklearn: batch of pipeline features ``[B, ...]`` -> vectors ``[B, d]``
+            the estimator is fitted on (and predicts from); use ``featurizer(name, hparams)``.
+        to_keras_step: sklearn: optional ``to_keras(estimator, **hp) -> keras.Model`` from the
+            pipeline's features to probabilities, the same function as ``featurize`` then the
+            estimator (how ``pipeline.export`` exports it); use ``keras_equivalent``.
         min_windows_per_class: sklearn: fewest training windows of a class ``fit`` accepts.
-        hook_hparams: hyperparameters taken by ``featurize``/``pretrain`` (keyword-only there,
-            defaults from their signatures) rather than by ``build``.
         requires: pipeline settings the approach cannot work without (dotted config paths,
             e.g. ``"window.sample_rate"``): a flag that contradicts one is a ConfigError.
         presets: settings used where the user gave no flag (``"window.window_seconds"``,
             ``"train.learning_rate"``, ...).
         needs_weights: built on the pretrained musicnn networks (the ``musicnn`` wheel).
-        to_keras: sklearn: optional ``to_keras(estimator, **hook hparams) -> keras.Model`` from
-            the pipeline's features to probabilities, the same function as ``featurize`` then
-            the estimator (how ``pipeline.export`` exports it); use ``keras_equivalent``.
+        train_ranges: training hyperparameters (``learning_rate``) a search tries over other
+            values than for other approaches.
     """
 
     name: str
     kind: str
     transforms: tuple[str, ...]
-    build: Callable
-    defaults: dict
-    pretrain: Optional[Callable] = None
-    description: str = ""
-    featurize: Optional[Callable] = None
+    description: str
+    build_step: Step
+    pretrain_step: Optional[Step] = None
+    featurize_step: Optional[Step] = None
+    to_keras_step: Optional[Step] = None
     min_windows_per_class: int = 1
-    hook_hparams: tuple[str, ...] = ()
     requires: dict = dataclasses.field(default_factory=dict)
     presets: dict = dataclasses.field(default_factory=dict)
     needs_weights: bool = False
-    to_keras: Optional[Callable] = None
+    train_ranges: dict = dataclasses.field(default_factory=dict)
+
+    @property
+    def build(self) -> Callable:
+        return self.build_step.fn
+
+    @property
+    def pretrain(self) -> Optional[Callable]:
+        return self.pretrain_step.fn if self.pretrain_step else None
+
+    @property
+    def featurize(self) -> Optional[Callable]:
+        return self.featurize_step.fn if self.featurize_step else None
+
+    @property
+    def to_keras(self) -> Optional[Callable]:
+        return self.to_keras_step.fn if self.to_keras_step else None
+
+    @property
+    def hparams(self) -> dict:
+        """Every hyperparameter of the approach (name -> `HParam`), build's first."""
+        out: dict = {}
+        for step in (self.build_step, self.featurize_step, self.pretrain_step, self.to_keras_step):
+            if step is not None:
+                out.update(step.hparams)
+        return out
+
+    @property
+    def defaults(self) -> dict:
+        """Default hyperparameters: name -> value."""
+        return {name: h.default for name, h in self.hparams.items()}
 
 
-def _approach(name, kind, transforms, build, description, **extra) -> Approach:
-    defaults = _signature_defaults(build)
-    for hook in (extra.get("featurize"), extra.get("pretrain")):
-        if hook is not None:
-            hook_defaults = _signature_defaults(hook)
-            defaults.update({n: hook_defaults[n] for n in extra.get("hook_hparams", ())
-                             if n in hook_defaults})
-    return Approach(name=name, kind=kind, transforms=transforms, build=build,
-                    defaults=defaults, description=description, **extra)
-
+_MUSICNN_FEATURE_HPARAMS = {"weights": _fixed("msd"), "layer": _fixed("max_pool")}
 
 APPROACHES: dict[str, Approach] = {
     a.name: a
     for a in (
-        _approach(
-            "svc", "sklearn", SPECTRAL, build_svc,
+        Approach(
+            "svc", "sklearn", SPECTRAL,
             "RBF support vector machine on pooled per-window statistics",
-            featurize=pool_features, min_windows_per_class=SVC_CALIBRATION_FOLDS,
+            build_step=Step(build_svc, {"C": _fixed(10.0), "gamma": _fixed("scale"),
+                                        "kernel": _fixed("rbf")}),
+            featurize_step=Step(pool_features), min_windows_per_class=SVC_CALIBRATION_FOLDS,
         ),
-        _approach(
-            "rf", "sklearn", SPECTRAL, build_rf,
-            "random forest on pooled per-window statistics",
-            featurize=pool_features,
+        Approach(
+            "rf", "sklearn", SPECTRAL, "random forest on pooled per-window statistics",
+            build_step=Step(build_rf, {
+                "n_estimators": _fixed(300), "max_depth": _fixed(None),
+                "min_samples_leaf": _fixed(1), "max_features": _fixed("sqrt"),
+                "n_jobs": _fixed(None)}),
+            featurize_step=Step(pool_features),
         ),
-        _approach(
-            "cnn1d", "keras", GENERAL, build_cnn1d,
+        Approach(
+            "cnn1d", "keras", GENERAL,
             "1-D CNN over time (2-D transforms) or samples/bins (raw, fft; strided front end)",
+            build_step=Step(build_cnn1d, {
+                **_conv_hparams(5), "pool_size": _fixed(2),
+                # the strided front end acts on 1-D features only
+                "front_kernel": _tried(256, 64, 128, 256, 512, on=("raw", "fft")),
+                "front_stride": _tried(64, 16, 32, 64, on=("raw", "fft")),
+                **_head_hparams(64, 0.3)}),
         ),
-        _approach(
-            "cnn2d", "keras", TIME_FREQUENCY, build_cnn2d,
-            "2-D CNN on the time-frequency image",
+        Approach(
+            "cnn2d", "keras", TIME_FREQUENCY, "2-D CNN on the time-frequency image",
+            build_step=Step(build_cnn2d, {**_conv_hparams(3), "pool_size": _fixed(2),
+                                          **_head_hparams(64, 0.3)}),
         ),
-        _approach(
-            "lstm", "keras", TIME_FREQUENCY, build_lstm,
-            "LSTM over the frames of a time-frequency transform",
+        Approach(
+            "lstm", "keras", TIME_FREQUENCY, "LSTM over the frames of a time-frequency transform",
+            build_step=Step(build_lstm, {
+                "units": _tried(64, 32, 64, 128), "layers": _tried(1, 1, 2),
+                "bidirectional": _tried(False, False, True), **_head_hparams(0, 0.3)}),
         ),
-        _approach(
-            "encoder_classifier", "keras", TIME_FREQUENCY, build_encoder_classifier,
+        Approach(
+            "encoder_classifier", "keras", TIME_FREQUENCY,
             "conv autoencoder pretrained on reconstruction, frozen encoder + small classifier",
-            pretrain=pretrain,
+            build_step=Step(build_encoder_classifier, {
+                **_conv_hparams(3), "latent_channels": _tried(8, 4, 8, 16),
+                **_head_hparams(64, 0.3)}),
+            pretrain_step=Step(pretrain),
         ),
-        _approach(
-            "musicnn", "sklearn", ("musicnn",), build_musicnn_probe,
+        Approach(
+            "musicnn", "sklearn", ("musicnn",),
             "frozen pretrained musicnn features of each window + linear probe",
-            featurize=musicnn_features, hook_hparams=("weights", "layer"),
+            build_step=Step(build_musicnn_probe, {"probe": _fixed("logistic"), "C": _fixed(1.0)}),
+            featurize_step=Step(musicnn_features, _MUSICNN_FEATURE_HPARAMS),
+            to_keras_step=Step(probe_as_keras, reads=tuple(_MUSICNN_FEATURE_HPARAMS)),
             requires=MUSICNN_REQUIRES, presets=MUSICNN_PRESETS, needs_weights=True,
-            to_keras=probe_as_keras,
         ),
-        _approach(
-            "musicnn_finetune", "keras", ("musicnn",), build_musicnn_finetune,
+        Approach(
+            "musicnn_finetune", "keras", ("musicnn",),
             "pretrained musicnn + new head: head trained first, then the top blocks fine-tuned",
-            pretrain=train_head_then_unfreeze, hook_hparams=("head_learning_rate", "unfreeze"),
+            build_step=Step(build_musicnn_finetune, {
+                "weights": _tried("msd", *WEIGHTS), "layer": _tried("max_pool", "max_pool", "mean_pool", "penultimate"),
+                "dense_units": _tried(0, 0, 64, 128), "dropout": _tried(0.5, *_DROPOUTS)}),
+            # fine-tuning pretrained blocks: learning rates 10x lower than from scratch
+            pretrain_step=Step(train_head_then_unfreeze, {
+                "head_learning_rate": HParam(1e-3, log_range=(1e-4, 1e-2)),
+                "unfreeze": _tried(1, 0, 1, 2)}, reads=("layer",)),
             requires=MUSICNN_REQUIRES,
             presets={**MUSICNN_PRESETS, "train.learning_rate": 1e-4}, needs_weights=True,
+            train_ranges={"learning_rate": HParam(1e-4, log_range=(1e-5, 1e-3))},
         ),
     )
 }
@@ -237,7 +321,7 @@ def featurizer(name: str, hparams: Optional[dict] = None) -> Callable:
     if approach.featurize is None:
         raise ValueError(f"{name} is not a scikit-learn approach: it has no featurize")
     check_hparams(name, hparams or {})
-    bound = _accepted(approach.featurize, {**approach.defaults, **(hparams or {})})
+    bound = approach.featurize_step.bind({**approach.defaults, **(hparams or {})})
     return functools.partial(approach.featurize, **bound) if bound else approach.featurize
 
 
@@ -247,18 +331,18 @@ def keras_equivalent(name: str, estimator, hparams: Optional[dict] = None):
     approach = get_approach(name)
     if approach.to_keras is None:
         return None
-    bound = _accepted(approach.to_keras, {**approach.defaults, **(hparams or {})})
+    bound = approach.to_keras_step.bind({**approach.defaults, **(hparams or {})})
     return approach.to_keras(estimator, **bound)
 
 
 def run_pretrain(name: str, model, train_ds, val_ds, *, hparams: dict, epochs: int,
                  verbose="auto"):
-    """Run approach ``name``'s ``pretrain`` hook (if any) with its hyperparameters; call
-    ``compile_model`` after it.  Returns what the hook returns (None without a hook)."""
+    """Run approach ``name``'s ``pretrain`` step (if any) with its hyperparameters; call
+    ``compile_model`` after it.  Returns what the step returns (None without one)."""
     approach = get_approach(name)
-    if approach.pretrain is None:
+    if approach.pretrain_step is None:
         return None
-    bound = _accepted(approach.pretrain, {**approach.defaults, **hparams})
+    bound = approach.pretrain_step.bind({**approach.defaults, **hparams})
     return approach.pretrain(model, train_ds, val_ds, epochs=epochs, verbose=verbose, **bound)
 
 
@@ -306,7 +390,7 @@ def build_model(
     """
     approach = get_approach(name)
     check_hparams(name, hparams)
-    hparams = _accepted(approach.build, hparams)  # hook hyperparameters go to the hooks
+    hparams = approach.build_step.bind(hparams)  # the other steps' go to them
     if approach.kind == "sklearn":
         return approach.build(seed=seed, **hparams)
     if input_shape is None:

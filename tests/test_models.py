@@ -74,6 +74,27 @@ def test_registry_entries_are_consistent():
     assert APPROACHES["cnn1d"].transforms == ("raw", "fft", "stft", "mel", "mfcc")
 
 
+def test_declared_hyperparameters_are_the_functions_own():
+    """Each step declares the keyword arguments of its function with the same defaults (the
+    registry reads no signature: this keeps the declarations honest), and what a search tries
+    includes the default."""
+    import inspect
+
+    for name, a in APPROACHES.items():
+        steps = [s for s in (a.build_step, a.pretrain_step, a.featurize_step, a.to_keras_step) if s]
+        for step in steps:
+            params = inspect.signature(step.fn).parameters
+            for hp_name, h in step.hparams.items():
+                assert params[hp_name].default == h.default, (name, hp_name)
+                assert not h.choices or h.default in h.choices, (name, hp_name)
+            assert set(step.reads) <= set(params) and set(step.reads) <= set(a.defaults), name
+    lstm = get_approach("lstm")
+    assert lstm.build_step.bind({"units": 8, "blocks": 2}) == {"units": 8}
+    cnn1d = get_approach("cnn1d").hparams
+    assert cnn1d["front_kernel"].searched_on("raw") and not cnn1d["front_kernel"].searched_on("mel")
+    assert not cnn1d["pool_size"].searched_on("raw")
+
+
 @pytest.mark.parametrize("model,transform", INVALID)
 def test_incompatible_pairs_are_refused(model, transform):
     with pytest.raises(ConfigError, match=f"^{model} needs .*, not {transform}$"):

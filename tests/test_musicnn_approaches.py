@@ -221,14 +221,15 @@ def test_compare_gives_each_approach_its_pipeline_and_refuses_conflicts(capsys):
 
 def test_tuning_searches_the_finetune_on_its_pipeline():
     from tuning import search
-    from tuning.search_space import FloatRange, SearchSpace
+    from tuning.search_space import SearchSpace
 
     args = search.build_parser().parse_args(["--model", "musicnn_finetune"])
     model, transform, _ = search.resolve_approach(args)
     base, base_train = search.base_configs(args, model, transform)
     assert (transform, base.window.sample_rate, base_train.learning_rate) == ("musicnn", 16000, 1e-4)
     space = SearchSpace.for_approach(model, transform)
-    assert space.entries["learning_rate"] == FloatRange(1e-5, 1e-3, "log")
+    assert space.spec("learning_rate") == {"type": "FloatRange", "min_value": 1e-5,
+                                           "max_value": 1e-3, "sampling": "log"}
     assert {"unfreeze", "head_learning_rate", "dense_units", "layer"} <= set(space.entries)
     assert space.why_invalid({"unfreeze": 2, "learning_rate": 1e-4}, base, base_train) is None
 

@@ -19,7 +19,7 @@ import pytest
 
 from core.config import DatasetConfig, PipelineConfig, TrainConfig
 from core.errors import ConfigError
-from tuning.search_space import Choice, Fixed, SearchSpace
+from tuning.search_space import SearchSpace
 
 ROOT = Path(__file__).resolve().parents[1]
 DATASET = "synthetic_small"
@@ -96,8 +96,13 @@ def test_space_covers_model_training_and_pipeline():
 
 def test_space_overrides_and_errors():
     space = SearchSpace.for_approach("lstm", "mfcc", fixed={"units": 16}, choices={"n_fft": [512, 1024]})
-    assert space.entries["units"] == Fixed(16)
-    assert space.entries["n_fft"] == Choice((512, 1024))
+    assert space.spec("units") == {"type": "Fixed", "value": 16}
+    assert space.spec("n_fft") == {"type": "Choice", "values": [512, 1024]}
+    assert space.hp.get("n_fft") == 512  # a keras_tuner.HyperParameters, defaults set
+    mixed = SearchSpace.for_approach("lstm", "mfcc", choices={"dropout": [0, 0.2]})
+    assert mixed.spec("dropout") == {"type": "Choice", "values": [0.0, 0.2]}
+    with pytest.raises(ConfigError, match="units=None: a pinned value must be"):
+        SearchSpace.for_approach("lstm", "mfcc", fixed={"units": None})
     with pytest.raises(ConfigError, match="not a hyperparameter of lstm"):
         SearchSpace.for_approach("lstm", "mfcc", fixed={"filters": 8})
     with pytest.raises(ConfigError, match="scikit-learn"):
@@ -121,11 +126,11 @@ def test_trial_values_map_onto_the_configs():
     cfg.validate()
 
 
-def test_invalid_combinations_are_never_sampled(tmp_path):
-    """n_mels > n_fft/2+1 and hop > n_fft exist in this space; the oracle never draws them."""
+def test_invalid_combinations_are_never_sampled():
+    """n_mels > n_fft/2+1 and hop > n_fft exist in this space; the oracle never proposes them."""
     import keras_tuner
 
-    from tuning.tuners import RandomOracle
+    from tuning.tuners import RandomOracle, ResumableOracleMixin
 
     space = SearchSpace.for_approach("lstm", "mfcc", choices={
         "n_fft": [256, 2048], "n_mels": [128, 200], "hop_length": [128, 512]})
@@ -134,14 +139,29 @@ def test_invalid_combinations_are_never_sampled(tmp_path):
     assert not space.is_valid({"n_fft": 256, "hop_length": 512}, base, base_train)
     valid, total = space.count_valid(base, base_train)
     assert 0 < valid < total
-    hp = keras_tuner.HyperParameters()
-    space.declare(hp)
-    oracle = RandomOracle(objective="val_accuracy", max_trials=100, hyperparameters=hp, seed=3)
-    oracle._set_project_dir(str(tmp_path), "p")
+    oracle = RandomOracle(objective="val_accuracy", max_trials=100, hyperparameters=space.hp, seed=3)
     oracle.values_filter = lambda v: space.is_valid(v, base, base_train)
-    draws = [oracle._random_values() for _ in range(40)]
-    assert all(d is not None and space.is_valid(d, base, base_train) for d in draws)
+    responses = [oracle.populate_space(str(i)) for i in range(40)]
+    draws = [r["values"] for r in responses]
+    assert all(r["status"] == "RUNNING" for r in responses)
+    assert all(space.is_valid(d, base, base_train) for d in draws)
     assert {d["n_fft"] for d in draws} == {256, 2048}  # both still sampled
+
+    # A proposal outside the valid region (as a Bayesian optimum may be) is replaced.
+    invalid = {**draws[0], "n_fft": 256, "n_mels": 200}
+
+    class Proposing(keras_tuner.oracles.RandomSearchOracle):
+        def populate_space(self, trial_id):
+            return {"status": "RUNNING", "values": dict(invalid, **{"tuner/epochs": 2})}
+
+    class Filtered(ResumableOracleMixin, Proposing):
+        pass
+
+    filtered = Filtered(objective="val_accuracy", max_trials=10, hyperparameters=space.hp, seed=3)
+    filtered.values_filter = oracle.values_filter
+    response = filtered.populate_space("7")
+    assert response["status"] == "RUNNING" and response["values"]["tuner/epochs"] == 2
+    assert space.is_valid(response["values"], base, base_train)
 
 
 def test_no_valid_combination_is_a_clear_error():
@@ -179,9 +199,9 @@ def test_explicit_flags_pin_hyperparameters(tmp_path):
     args = build_parser().parse_args(["--model", "lstm", "--transform", "mfcc",
                                       "--sample-rate", "16000", "--hparam", "units=12"])
     space = make_space(args, "lstm", "mfcc")
-    assert space.entries["sample_rate"] == Fixed(16000)
-    assert space.entries["units"] == Fixed(12)
-    assert isinstance(space.entries["n_fft"], Choice)
+    assert space.spec("sample_rate") == {"type": "Fixed", "value": 16000}
+    assert space.spec("units") == {"type": "Fixed", "value": 12}
+    assert space.spec("n_fft")["type"] == "Choice"
 
 
 # --------------------------------------------------------------------------------------------

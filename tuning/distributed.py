@@ -40,9 +40,10 @@ import time
 from pathlib import Path
 from typing import Optional, Sequence
 
+from tuning.project import project_dir_from_args
 from tuning.roles import CHIEF, ENV_ID, ENV_IP, ENV_PORT
 from tuning.search import build_parser as search_parser
-from tuning.search import project_dir_from_args
+
 
 def free_port(host: str = "127.0.0.1") -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:

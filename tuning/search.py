@@ -27,25 +27,23 @@ variables (see `python -m tuning.distributed --help`):
 from __future__ import annotations
 
 import argparse
-import csv
 import dataclasses
 import json
-import math
 from pathlib import Path
 from typing import Any, Optional
 
 from core.config import PipelineConfig, TrainConfig
-from core.errors import ConfigError, RunDirError
-from core.files import write_json_atomic
+from core.errors import ConfigError
 from pipeline.cli import flags
 from pipeline.cli.entry import run_cli
-from pipeline.experiments.locking import FolderLock, clear_locked_folder
-from pipeline.experiments.run_dir import RunDir, config_diff
+from pipeline.experiments.locking import FolderLock
+from tuning.compare_report import (  # noqa: F401 (re-exported: the CLI's documented helpers)
+    DEFAULT_APPROACH, DEFAULT_COMPARE_RESULTS, best_of_compare_report, resolve_approach,
+)
+from tuning.project import (  # noqa: F401
+    DEFAULT_DIRECTORY, SEARCH_FILE, prepare_project, project_dir_from_args, search_identity,
+)
 
-DEFAULT_APPROACH = ("cnn2d", "mel")
-DEFAULT_COMPARE_RESULTS = "reports/compare/results.csv"
-DEFAULT_DIRECTORY = "tuning_runs"
-SEARCH_FILE = "search.json"
 # Explicitly given flags that pin a hyperparameter of the space: argparse dest -> name.
 PINNING_FLAGS = {
     "WindowConfig.window_seconds": "window_seconds",
@@ -58,13 +56,10 @@ PINNING_FLAGS = {
     "TrainConfig.learning_rate": "learning_rate",
     "TrainConfig.optimizer": "optimizer",
 }
-# search.json keys that may change between runs of one project (everything else may not).
-RESUMABLE_CHANGES = ("max_trials",)
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from tuning import OBJECTIVES, TUNERS
-    from tuning.search_space import TUNE_PARTS
+    from tuning import OBJECTIVES, TUNE_PARTS, TUNERS
 
     parser = argparse.ArgumentParser(
         prog="python -m tuning.search",
@@ -122,70 +117,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 # --------------------------------------------------------------------------------------------
-# which approach
-def best_of_compare_report(path: Path, model: Optional[str] = None, transform: Optional[str] = None,
-                           objective: str = "val_accuracy") -> Optional[tuple[str, str]]:
-    """(model, transform) of the best Keras approach in a compare results.csv, or None.
-
-    Ranked by song accuracy when the objective is song-level, else window accuracy (the other
-    one breaks ties); rows not matching a given `model`/`transform` are skipped.
-    """
-    from models.registry import APPROACHES
-
-    path = Path(path)
-    if not path.exists():
-        return None
-    with open(path, newline="") as f:
-        rows = list(csv.DictReader(f))
-    first, second = ("song_accuracy", "window_accuracy") if objective == "val_song_accuracy" \
-        else ("window_accuracy", "song_accuracy")
-
-    def number(row, key):
-        try:
-            return float(row.get(key, "nan"))
-        except ValueError:
-            return float("nan")
-
-    candidates = [
-        r for r in rows
-        if r.get("model") in APPROACHES and APPROACHES[r["model"]].kind == "keras"
-        and r.get("transform") in APPROACHES[r["model"]].transforms
-        and (model is None or r["model"] == model) and (transform is None or r["transform"] == transform)
-        and not math.isnan(number(r, first))
-    ]
-    if not candidates:
-        return None
-    best = max(candidates, key=lambda r: (number(r, first), number(r, second) if not math.isnan(number(r, second)) else -1))
-    return best["model"], best["transform"]
-
-
-def resolve_approach(args) -> tuple[str, str, str]:
-    """(model, transform, where from) for the search."""
-    model = getattr(args, "TrainConfig.model")
-    transform = getattr(args, "TransformConfig.name")
-    if model and transform:
-        return model, transform, "command line"
-    found = best_of_compare_report(args.compare_results, model, transform, args.objective)
-    if found:
-        return found[0], found[1], f"best Keras approach of {args.compare_results}"
-    if model:
-        from models.registry import get_approach
-
-        accepted = get_approach(model).transforms
-        return model, DEFAULT_APPROACH[1] if DEFAULT_APPROACH[1] in accepted else accepted[0], "default transform"
-    if transform:
-        return DEFAULT_APPROACH[0], transform, "default model"
-    return DEFAULT_APPROACH[0], DEFAULT_APPROACH[1], "default (no compare report)"
-
-
-def project_dir_from_args(args) -> Path:
-    model, transform, _ = resolve_approach(args)
-    dataset = getattr(args, "DatasetConfig.name") or PipelineConfig().dataset.name
-    name = args.project_name or f"{dataset}_{transform}_{model}_{args.tuner}"
-    return Path(args.directory) / name
-
-
-# --------------------------------------------------------------------------------------------
 # setting up
 def pinned_from_flags(args) -> dict[str, Any]:
     pinned = {name: getattr(args, dest) for dest, name in PINNING_FLAGS.items()
@@ -195,148 +126,31 @@ def pinned_from_flags(args) -> dict[str, Any]:
 
 
 def make_space(args, model: str, transform: str):
-    from tuning.search_space import SearchSpace, parse_assignments
+    from tuning.search_space import SearchSpace
 
     fixed = {**pinned_from_flags(args), **parse_assignments(args.fix, "--fix")}
     choices = parse_assignments(args.choices, "--choices", many=True)
     return SearchSpace.for_approach(model, transform, tune=args.tune, fixed=fixed, choices=choices)
 
 
-def search_identity(args, space, base: PipelineConfig, base_train: TrainConfig) -> dict:
-    return {
-        "tuner": args.tuner,
-        "objective": args.objective,
-        "max_trials": args.max_trials,
-        "hyperband_factor": args.hyperband_factor,
-        "hyperband_iterations": args.hyperband_iterations,
-        "num_initial_points": args.num_initial_points,
-        "space": space.to_dict(),
-        "pipeline": base.to_dict(),
-        "train": base_train.to_dict(),
-    }
+def parse_assignments(items: Optional[list[str]], flag: str, many: bool = False) -> dict[str, Any]:
+    """NAME=VALUE (``many``: NAME=V1,V2,...) strings to a dict; values parsed as JSON when they parse."""
+    out: dict[str, Any] = {}
+    for item in items or []:
+        if "=" not in item:
+            raise ConfigError(f"{flag} expects NAME=VALUE, got {item!r}")
+        name, text = (s.strip() for s in item.split("=", 1))
+        parts = [p.strip() for p in text.split(",")] if many else [text]
+        parsed = [_json_or_text(p) for p in parts]
+        out[name] = parsed if many else parsed[0]
+    return out
 
 
-def check_same_search(project: Path, identity: dict) -> None:
-    """Refuse to resume a project that was started with other settings."""
-    path = project / SEARCH_FILE
-    if not path.exists():
-        return
-    old = json.loads(path.read_text())
-    diff = [d for d in config_diff({k: v for k, v in old.items() if k not in RESUMABLE_CHANGES},
-                             {k: v for k, v in identity.items() if k not in RESUMABLE_CHANGES})]
-    if diff:
-        raise ConfigError(
-            f"{project} holds a search with other settings ({'; '.join(diff[:6])}); "
-            "re-run with the same flags to resume it, or use --overwrite or another --project-name"
-        )
-
-
-# --------------------------------------------------------------------------------------------
-# summary
-def trial_record(trial, space) -> dict:
-    """One trial as a JSON-able dict: id, status, score, metrics at its best epoch, values."""
-    from tuning.search_space import _plain
-
-    metrics = {}
-    for name in ("val_accuracy", "val_song_accuracy", "val_loss", "accuracy", "loss"):
-        if trial.metrics.exists(name):
-            metrics[name] = _plain(trial.metrics.get_last_value(name))
-    values = {k: _plain(v) for k, v in trial.hyperparameters.values.items()}
-    return {
-        "trial_id": trial.trial_id,
-        "status": trial.status,
-        "score": None if trial.score is None else float(trial.score),
-        "best_epoch": trial.best_step,
-        "metrics": metrics,
-        "values": values,
-    }
-
-
-def _cell(v) -> str:
-    if v is None:
-        return "-"
-    if isinstance(v, bool):
-        return str(v)
-    if isinstance(v, float):
-        return f"{v:.2e}" if 0 < abs(v) < 1e-2 else f"{v:.4g}"
-    return str(v)
-
-
-def summary_table(records: list[dict], space, objective: str) -> str:
-    """Markdown table of trials (best first): scores, then the searched hyperparameters."""
-    from tuning.search_space import Fixed
-
-    names = [n for n, e in space.entries.items() if not isinstance(e, Fixed)]
-    scores = ["val_accuracy", "val_song_accuracy"]
-    header = ["rank", "trial", *(f"{m} (objective)" if m == objective else m for m in scores),
-              "epoch", *names]
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    for rank, r in enumerate(records, 1):
-        epoch = r["best_epoch"] + 1 if isinstance(r["best_epoch"], int) else None
-        cells = [rank, r["trial_id"], *(r["metrics"].get(m) for m in scores), epoch,
-                 *(r["values"].get(n) for n in names)]
-        lines.append("| " + " | ".join(_cell(c) for c in cells) + " |")
-    return "\n".join(lines)
-
-
-def write_summary(project: Path, tuner, space, args, model: str, transform: str,
-                  best_run: Optional[dict] = None) -> dict:
-    """summary.json (every trial, best first) and summary.md; returns the summary dict."""
-    from tuning.search_space import Fixed
-
-    oracle = tuner.oracle
-    trials = list(oracle.trials.values())
-    completed = [t for t in trials if t.status == "COMPLETED"]
-    best = oracle.get_best_trials(len(completed)) if completed else []
-    best = [t for t in best if t.status == "COMPLETED"]
-    records = [trial_record(t, space) for t in best]
-    others = [trial_record(t, space) for t in trials if t.status != "COMPLETED"]
-    counts: dict[str, int] = {}
-    for t in trials:
-        counts[t.status] = counts.get(t.status, 0) + 1
-    summary = {
-        "model": model, "transform": transform, "tuner": args.tuner, "objective": args.objective,
-        "max_trials": args.max_trials, "trial_counts": counts,
-        "fixed": {n: e.value for n, e in space.entries.items() if isinstance(e, Fixed)},
-        "best_trials": records, "other_trials": others,
-    }
-    if best_run:
-        summary["best_run"] = best_run
-    write_json_atomic(project / "summary.json", summary)
-
-    table = summary_table(records[: args.top], space, args.objective)
-    md = [f"# Search: {model} on {transform} ({args.tuner}, objective {args.objective})", "",
-          f"Trials: {', '.join(f'{v} {k.lower()}' for k, v in sorted(counts.items()))}.", "",
-          f"Best {min(args.top, len(records))} of {len(records)} completed trials:", "", table, ""]
-    if summary["fixed"]:
-        md += ["Fixed: " + ", ".join(f"{k}={_cell(v)}" for k, v in summary["fixed"].items()), ""]
-    if best_run:
-        test = best_run["test"]
-        md += [f"Best configuration (trial {best_run['trial_id']}) retrained into "
-               f"`{best_run['run_dir']}`: test window accuracy {test['window_accuracy']:.1%}, "
-               f"song accuracy {test['song_accuracy_mean_vote']:.1%} "
-               f"({test['num_songs']} songs).", ""]
-    (project / "summary.md").write_text("\n".join(md))
-    summary["table"] = table
-    return summary
-
-
-# --------------------------------------------------------------------------------------------
-# retraining
-def retrain_best(record: dict, space, base: PipelineConfig, base_train: TrainConfig,
-                 run_dir: Path, epochs: int, verbose: int) -> dict:
-    """Retrain a trial's configuration with pipeline.experiments.training.train_run into `run_dir`."""
-    from pipeline.experiments.training import train_run
-    from tuning.hypermodel import trial_configs
-
-    cfg, train = trial_configs(space, record["values"], base, base_train, epochs=epochs)
-    overwrite = False
+def _json_or_text(text: str):
     try:
-        RunDir(run_dir).check_same_config(cfg, train)
-    except RunDirError:
-        print(f"{run_dir} holds an earlier best configuration; retraining the new best there")
-        overwrite = True
-    return train_run(cfg, train, run_dir, verbose=verbose, overwrite=overwrite)
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return text
 
 
 # --------------------------------------------------------------------------------------------
@@ -364,40 +178,6 @@ def describe_search(args, space, base, base_train, source: str, role: str) -> No
         print(f"  ({total - valid} of {total} pipeline combinations are invalid and never sampled)")
 
 
-def prepare_project(args, project: Path, identity: dict, role: str) -> None:
-    """Start or check the project folder: --overwrite, same settings to resume, search.json."""
-    if role == "worker":
-        if (project / SEARCH_FILE).exists():
-            check_same_search(project, identity)
-        return
-    if args.overwrite:
-        clear_locked_folder(project)
-    check_same_search(project, identity)
-    write_json_atomic(project / SEARCH_FILE, identity)
-
-
-def retrain_and_report(args, project: Path, tuner, space, base, base_train, summary) -> int:
-    """Retrain the best trial into a run directory and print its test figures."""
-    from pipeline.experiments.evaluation import format_summary
-
-    best = summary["best_trials"][0]
-    model, transform = space.model, space.transform
-    run_dir = Path(args.retrain_dir) if args.retrain_dir else project / "best_run"
-    epochs = args.retrain_epochs or base_train.epochs
-    print(f"\nretraining trial {best['trial_id']} on the train split ({epochs} epochs) into {run_dir}")
-    result = retrain_best(best, space, base, base_train, run_dir, epochs, args.verbose)
-    keys = ("window_accuracy", "song_accuracy_mean_vote", "song_accuracy_majority_vote",
-            "window_macro_f1", "song_macro_f1", "num_windows", "num_songs",
-            "validation_window_accuracy", "validation_song_accuracy")
-    best_run = {"trial_id": best["trial_id"], "run_dir": str(run_dir),
-                "test": {k: result[k] for k in keys if k in result}}
-    write_summary(project, tuner, space, args, model, transform, best_run=best_run)
-    print()
-    print(format_summary(result, f"best configuration (trial {best['trial_id']}): {model} on {transform}, test split"))
-    print(f"run directory: {run_dir} (python -m pipeline.evaluate --run {run_dir})")
-    return 0
-
-
 def run_search(args, project: Path, space, base, base_train, role: str):
     """The tuner over this project, searched (the chief serves, workers run trials)."""
     from tuning import tuners as tuners_lib
@@ -420,6 +200,7 @@ def run_search(args, project: Path, space, base, base_train, role: str):
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     from pipeline.experiments.seeding import configure_determinism
+    from tuning import keras_tuner_compat
     from tuning.roles import is_chief, is_worker
 
     if args.max_trials < 1:
@@ -431,6 +212,7 @@ def main(argv=None) -> int:
     describe_search(args, space, base, base_train, source, role)
     if args.show_space:
         return 0
+    keras_tuner_compat.check_version()  # before anything is written
     configure_determinism(base_train.deterministic)
     project = project_dir_from_args(args)
     if role == "worker":  # the chief holds the project's lock; a worker only runs trials
@@ -438,6 +220,9 @@ def main(argv=None) -> int:
         tuner = run_search(args, project, space, base, base_train, role)
         print(f"worker {tuner.tuner_id}: no more trials; done")
         return 0
+    from tuning.retrain import retrain_and_report
+    from tuning.summary import write_summary
+
     with FolderLock(project, "tuning project"):
         prepare_project(args, project, search_identity(args, space, base, base_train), role)
         tuner = run_search(args, project, space, base, base_train, role)
@@ -454,3 +239,4 @@ def main(argv=None) -> int:
 
 if __name__ == "__main__":
     run_cli(main)
+

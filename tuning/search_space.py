@@ -1,5 +1,6 @@
 """The search space of `tuning.search`, in one place: pipeline, training and model hyperparameters.
 
+The space is a ``keras_tuner.HyperParameters`` (hp.Choice, hp.Boolean, hp.Float, hp.Fixed).
 Every hyperparameter has the name of the config field or builder argument it sets, so a trial's
 values read like a config and map onto it directly:
 
@@ -8,14 +9,15 @@ values read like a config and map onto it directly:
               augmentation of the training stream (AugmentConfig): random_offsets, gain_db,
               mixup_alpha, time_masks, freq_masks (the masks on stft/mel/mfcc only)
     training  learning_rate, optimizer, batch_size
-    model     the approach's own hyperparameters (``models.registry`` ``Approach.defaults``):
-              blocks, filters, kernel_size, units, layers, dense_units, dropout, ...
+    model     the approach's own hyperparameters, with the values its steps declare as searched
+              (``models.registry``: ``Approach.hparams``)
 
 `SearchSpace.for_approach` picks the entries that apply to one (model, transform); anything
 not in the space keeps the value of the base config (the CLI flags).  Combinations that cannot
 work (``n_mels > n_fft/2+1``, a hop longer than the FFT frame, a front-end stride longer than
 its kernel, ...) are rejected by `SearchSpace.is_valid`, which the oracles use to sample only
 valid trials (see `tuning.tuners`), so the search never spends a trial on a ConfigError.
+Conditional scopes are not needed: the transform, the only switch, is fixed per search.
 """
 
 from __future__ import annotations
@@ -23,80 +25,26 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import json
-from typing import Any, Iterable, Mapping, Optional, Union
+from typing import Any, Iterable, Mapping, Optional
+
+import keras_tuner
+from keras_tuner.engine import hyperparameters as kt_hp
 
 from core.config import ConfigError, PipelineConfig, TrainConfig
-
-# --------------------------------------------------------------------------------------------
-# entries
-
-
-@dataclasses.dataclass(frozen=True)
-class Choice:
-    """A discrete choice (ordered when numeric, as keras_tuner's hp.Choice)."""
-
-    values: tuple
-
-    def declare(self, hp, name: str):
-        if set(self.values) == {False, True} and all(isinstance(v, bool) for v in self.values):
-            return hp.Boolean(name)  # hp.Choice would store True/False as 1/0
-        return hp.Choice(name, list(self.values))
-
-    def describe(self) -> str:
-        return "{" + ", ".join(_fmt(v) for v in self.values) + "}"
-
-
-@dataclasses.dataclass(frozen=True)
-class FloatRange:
-    """A continuous range; ``sampling="log"`` for scale parameters such as the learning rate."""
-
-    min_value: float
-    max_value: float
-    sampling: str = "linear"
-
-    def declare(self, hp, name: str):
-        return hp.Float(name, self.min_value, self.max_value, sampling=self.sampling)
-
-    def describe(self) -> str:
-        return f"[{_fmt(self.min_value)}, {_fmt(self.max_value)}] ({self.sampling})"
-
-
-@dataclasses.dataclass(frozen=True)
-class Fixed:
-    """Not searched: recorded with the trial so the table and the retrained run show it."""
-
-    value: Any
-
-    def declare(self, hp, name: str):
-        return hp.Fixed(name, self.value)
-
-    def describe(self) -> str:
-        return f"= {_fmt(self.value)} (fixed)"
-
-
-Entry = Union[Choice, FloatRange, Fixed]
-
-
-def _fmt(v) -> str:
-    if isinstance(v, float):
-        return f"{v:.3g}"
-    return str(v)
-
+from tuning import TUNE_PARTS
 
 # --------------------------------------------------------------------------------------------
 # the default space
 
-# Pipeline: which entries apply to which transform.  Windows shorter than the study's 3 s give
-# more (noisier) examples, longer ones more context; every choice below is valid with every
-# other one (n_mels <= 257 = 512/2+1, n_mfcc <= min n_mels) except hop_length > n_fft, which
-# is_valid rejects.
-PIPELINE_SPACE: dict[str, Entry] = {
-    "window_seconds": Choice((1.5, 3.0, 5.0)),
-    "sample_rate": Choice((22050, 16000, 11025)),
-    "n_fft": Choice((512, 1024, 2048)),
-    "hop_length": Choice((256, 512, 1024)),
-    "n_mels": Choice((64, 96, 128)),
-    "n_mfcc": Choice((13, 20, 30, 40)),
+# Every choice below is valid with every other one (n_mels <= 257 = 512/2+1, n_mfcc <= min
+# n_mels) except hop_length > n_fft, which is_valid rejects.
+PIPELINE_SPACE: dict[str, tuple] = {
+    "window_seconds": (1.5, 3.0, 5.0),
+    "sample_rate": (22050, 16000, 11025),
+    "n_fft": (512, 1024, 2048),
+    "hop_length": (256, 512, 1024),
+    "n_mels": (64, 96, 128),
+    "n_mfcc": (13, 20, 30, 40),
 }
 PIPELINE_FIELDS_BY_TRANSFORM = {
     "raw": ("window_seconds", "sample_rate"),
@@ -106,63 +54,99 @@ PIPELINE_FIELDS_BY_TRANSFORM = {
     "mfcc": ("window_seconds", "sample_rate", "n_fft", "hop_length", "n_mels", "n_mfcc"),
     "musicnn": (),  # fixed by the pretrained networks (16 kHz, 187 x 96 patches)
 }
-# Augmentation (AugmentConfig), searched with the pipeline entries; masks need time-frequency
-# features.  0 / False (off) is always one of the choices.
-AUGMENT_SPACE: dict[str, Entry] = {
-    "random_offsets": Choice((False, True)),
-    "gain_db": Choice((0.0, 3.0, 6.0)),
-    "mixup_alpha": Choice((0.0, 0.2, 0.4)),
-    "time_masks": Choice((0, 1, 2)),
-    "freq_masks": Choice((0, 1, 2)),
+# 0 / False (off) is always one of the choices; masks need time-frequency features.
+AUGMENT_SPACE: dict[str, tuple] = {
+    "random_offsets": (False, True),
+    "gain_db": (0.0, 3.0, 6.0),
+    "mixup_alpha": (0.0, 0.2, 0.4),
+    "time_masks": (0, 1, 2),
+    "freq_masks": (0, 1, 2),
 }
 AUGMENT_ONLY_FOR = {"time_masks": ("stft", "mel", "mfcc"), "freq_masks": ("stft", "mel", "mfcc")}
 AUGMENT_FIELDS = tuple(AUGMENT_SPACE)
-WINDOW_FIELDS = ("window_seconds", "sample_rate")
 TRANSFORM_FIELDS = ("n_fft", "hop_length", "n_mels", "n_mfcc")
-
-TRAINING_SPACE: dict[str, Entry] = {
-    "learning_rate": FloatRange(1e-4, 1e-2, sampling="log"),
-    "optimizer": Choice(("adam", "adamw", "rmsprop")),
-    "batch_size": Choice((16, 32, 64)),
+# Choices, or ("log", min, max); an approach's train_ranges replace them.
+TRAINING_SPACE: dict[str, Any] = {
+    "learning_rate": ("log", 1e-4, 1e-2),
+    "optimizer": ("adam", "adamw", "rmsprop"),
+    "batch_size": (16, 32, 64),
 }
 TRAINING_FIELDS = tuple(TRAINING_SPACE)  # TrainConfig fields, and PipelineConfig.batch_size
 
-# Model: by builder-argument name, so a new approach whose builder uses these names is searched
-# without touching this file.  An approach argument with no entry here keeps its default (or
-# the --hparam value); `SearchSpace.untuned` lists them.
-MODEL_SPACE: dict[str, Entry] = {
-    "blocks": Choice((1, 2, 3, 4)),
-    "filters": Choice((8, 16, 32, 64)),
-    "kernel_size": Choice((3, 5, 7)),
-    "units": Choice((32, 64, 128)),
-    "layers": Choice((1, 2)),
-    "bidirectional": Choice((False, True)),
-    "dense_units": Choice((0, 32, 64, 128)),
-    "dropout": Choice((0.0, 0.1, 0.2, 0.3, 0.4, 0.5)),
-    "latent_channels": Choice((4, 8, 16)),
-    "front_kernel": Choice((64, 128, 256, 512)),
-    "front_stride": Choice((16, 32, 64)),
-}
-# Entries of one approach only, over the shared ones above: musicnn_finetune's second stage
-# fine-tunes pretrained blocks (learning rates 10x lower than from scratch); its own
-# hyperparameters (models/musicnn_finetune.py).
-APPROACH_SPACE: dict[str, dict[str, Entry]] = {
-    "musicnn_finetune": {
-        "learning_rate": FloatRange(1e-5, 1e-3, sampling="log"),
-        "head_learning_rate": FloatRange(1e-4, 1e-2, sampling="log"),
-        "unfreeze": Choice((0, 1, 2)),
-        "dense_units": Choice((0, 64, 128)),
-        "weights": Choice(("msd", "mtt")),
-        "layer": Choice(("max_pool", "mean_pool", "penultimate")),
-    },
-}
-# Builder arguments that only act on some inputs (cnn1d's strided front end: 1-D features).
-MODEL_FIELDS_ONLY_FOR = {
-    "front_kernel": ("raw", "fft"),
-    "front_stride": ("raw", "fft"),
-}
 
-TUNE_PARTS = ("all", "model", "pipeline")
+def choice(name: str, values: Iterable) -> kt_hp.HyperParameter:
+    """hp.Choice (numbers of one type), or hp.Boolean for {False, True} (hp.Choice would store
+    them as 1/0); hp.Fixed for one value."""
+    values = tuple(values)
+    if not values:
+        raise ConfigError(f"{name}: give at least one value")
+    if len(values) == 1:
+        return pin(name, values[0])
+    if set(values) == {False, True} and all(isinstance(v, bool) for v in values):
+        return kt_hp.Boolean(name)
+    if any(isinstance(v, float) for v in values) and all(
+            isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
+        values = tuple(float(v) for v in values)  # "--choices dropout=0,0.2": one type
+    try:
+        return kt_hp.Choice(name, list(values))
+    except (TypeError, ValueError) as e:
+        raise ConfigError(f"{name}: {e}") from None
+
+
+def pin(name: str, value) -> kt_hp.HyperParameter:
+    """hp.Fixed: not searched, but recorded with each trial (the table and the retrained run
+    show it)."""
+    try:
+        return kt_hp.Fixed(name, value)
+    except ValueError:
+        raise ConfigError(f"{name}={value!r}: a pinned value must be a number, a string or "
+                          "true/false") from None
+
+
+def log_float(name: str, min_value: float, max_value: float) -> kt_hp.HyperParameter:
+    return kt_hp.Float(name, min_value, max_value, sampling="log")
+
+
+def _from_range(name: str, spec) -> kt_hp.HyperParameter:
+    """A TRAINING_SPACE-style entry (choices or ("log", min, max)) as a hyperparameter."""
+    if spec and spec[0] == "log":
+        return log_float(name, spec[1], spec[2])
+    return choice(name, spec)
+
+
+def _from_hparam(name: str, h) -> kt_hp.HyperParameter:
+    """A ``models.registry.HParam`` as a hyperparameter."""
+    return log_float(name, *h.log_range) if h.log_range else choice(name, h.choices)
+
+
+def spec(entry: kt_hp.HyperParameter) -> dict:
+    """JSON-able identity of one entry (the format search.json has always stored)."""
+    if isinstance(entry, kt_hp.Fixed):
+        return {"type": "Fixed", "value": entry.value}
+    if isinstance(entry, kt_hp.Boolean):
+        return {"type": "Choice", "values": [False, True]}
+    if isinstance(entry, kt_hp.Float):
+        return {"type": "FloatRange", "min_value": entry.min_value,
+                "max_value": entry.max_value, "sampling": entry.sampling}
+    return {"type": "Choice", "values": list(entry.values)}
+
+
+def describe_entry(entry: kt_hp.HyperParameter) -> str:
+    s = spec(entry)
+    if s["type"] == "Fixed":
+        return f"= {_fmt(s['value'])} (fixed)"
+    if s["type"] == "FloatRange":
+        return f"[{_fmt(s['min_value'])}, {_fmt(s['max_value'])}] ({s['sampling']})"
+    return "{" + ", ".join(_fmt(v) for v in s["values"]) + "}"
+
+
+def _fmt(v) -> str:
+    return f"{v:.3g}" if isinstance(v, float) else str(v)
+
+
+def python_value(value):
+    """numpy scalars (from keras_tuner) to Python, so configs and summaries stay JSON-able."""
+    return value.item() if hasattr(value, "item") else value
 
 
 # --------------------------------------------------------------------------------------------
@@ -175,7 +159,11 @@ class SearchSpace:
 
     model: str
     transform: str
-    entries: dict[str, Entry]  # in declaration order: pipeline, training, model
+    hp: keras_tuner.HyperParameters  # declared in order: pipeline, training, model
+
+    @property
+    def entries(self) -> dict[str, kt_hp.HyperParameter]:
+        return {entry.name: entry for entry in self.hp.space}
 
     # --- construction -------------------------------------------------------------------
     @classmethod
@@ -197,61 +185,54 @@ class SearchSpace:
         """
         if tune not in TUNE_PARTS:
             raise ConfigError(f"unknown --tune {tune!r}; valid: {', '.join(TUNE_PARTS)}")
-        from models.registry import APPROACHES, get_approach
-
-        approach = get_approach(model)
-        if approach.kind != "keras":
-            keras_models = ", ".join(n for n, a in APPROACHES.items() if a.kind == "keras")
-            raise ConfigError(
-                f"{model} is a scikit-learn approach; tuning searches Keras approaches "
-                f"(use --model {keras_models})"
-            )
-        entries: dict[str, Entry] = {}
+        approach = _keras_approach(model)
+        entries: dict[str, kt_hp.HyperParameter] = {}
         if tune in ("all", "pipeline"):
             for name in PIPELINE_FIELDS_BY_TRANSFORM[transform]:
-                entries[name] = PIPELINE_SPACE[name]
-            entries.update(_augment_entries(transform))
+                entries[name] = choice(name, PIPELINE_SPACE[name])
+            entries.update({name: choice(name, values)
+                            for name, values in _augment_choices(transform).items()})
         if tune in ("all", "model"):
-            entries.update(TRAINING_SPACE)
-            for name in approach.defaults:
-                if name in MODEL_SPACE and transform in MODEL_FIELDS_ONLY_FOR.get(name, (transform,)):
-                    entries[name] = MODEL_SPACE[name]
-            entries.update(APPROACH_SPACE.get(model, {}))
-        space = cls(model, transform, entries)
-        known = space.known_names()
+            for name, spec_ in TRAINING_SPACE.items():
+                h = approach.train_ranges.get(name)
+                entries[name] = _from_hparam(name, h) if h else _from_range(name, spec_)
+            entries.update({name: _from_hparam(name, h) for name, h in approach.hparams.items()
+                            if h.searched_on(transform)})
+        known = cls.known_names_of(model, transform)
         for name, values in (choices or {}).items():
-            space._check_name(name, known)
+            _check_name(model, transform, name, known)
             values = tuple(values)
             if not values:
                 raise ConfigError(f"--choices {name}: give at least one value")
-            space.entries[name] = Choice(values) if len(values) > 1 else Fixed(values[0])
+            entries[name] = choice(name, values)
         for name, value in (fixed or {}).items():
-            space._check_name(name, known)
-            space.entries[name] = Fixed(value)
-        return space
+            _check_name(model, transform, name, known)
+            entries[name] = pin(name, value)
+        hp = keras_tuner.HyperParameters()
+        hp.merge(list(entries.values()))
+        return cls(model, transform, hp)
 
-    def known_names(self) -> tuple[str, ...]:
-        """Every name a trial may set for this approach: pipeline, training and model ones."""
+    @staticmethod
+    def known_names_of(model: str, transform: str) -> tuple[str, ...]:
+        """Every name a trial may set for the approach: pipeline, training and model ones."""
         from models.registry import get_approach
 
-        return (
-            PIPELINE_FIELDS_BY_TRANSFORM[self.transform]
-            + tuple(_augment_entries(self.transform))
-            + TRAINING_FIELDS
-            + tuple(get_approach(self.model).defaults)
-        )
+        return (PIPELINE_FIELDS_BY_TRANSFORM[transform] + tuple(_augment_choices(transform))
+                + TRAINING_FIELDS + tuple(get_approach(model).defaults))
 
-    def _check_name(self, name: str, known) -> None:
-        if name not in known:
-            raise ConfigError(
-                f"{name!r} is not a hyperparameter of {self.model} on {self.transform}; "
-                f"valid: {', '.join(known)}"
-            )
+    def known_names(self) -> tuple[str, ...]:
+        return self.known_names_of(self.model, self.transform)
+
+    def spec(self, name: str) -> dict:
+        """The JSON-able identity of entry `name` (see `spec`)."""
+        return spec(self.entries[name])
 
     # --- keras_tuner ------------------------------------------------------------------------
-    def declare(self, hp) -> dict[str, Any]:
-        """Declare every entry on `hp` (in HyperModel.build); returns this trial's values."""
-        return {name: entry.declare(hp, name) for name, entry in self.entries.items()}
+    def declare(self, hp: keras_tuner.HyperParameters) -> dict[str, Any]:
+        """Declare every entry on `hp` (in HyperModel.build), keeping the values it has;
+        returns this trial's values."""
+        hp.merge(self.hp, overwrite=False)
+        return {name: hp.get(name) for name in self.entries}
 
     # --- mapping onto configs -----------------------------------------------------------------
     def configs(
@@ -278,7 +259,7 @@ class SearchSpace:
             **{k: int(v[k]) for k in TRANSFORM_FIELDS if k in v},
         )
         augment = dataclasses.replace(
-            base.augment, **{k: type(getattr(base.augment, k))(_plain(v[k]))
+            base.augment, **{k: type(getattr(base.augment, k))(python_value(v[k]))
                              for k in AUGMENT_FIELDS if k in v},
         )
         cfg = dataclasses.replace(
@@ -289,7 +270,7 @@ class SearchSpace:
 
         model_names = get_approach(self.model).defaults
         hparams = dict(base_train.hparams)
-        hparams.update({k: _plain(val) for k, val in v.items() if k in model_names})
+        hparams.update({k: python_value(val) for k, val in v.items() if k in model_names})
         train = dataclasses.replace(
             base_train, model=self.model, hparams=hparams,
             learning_rate=float(v.get("learning_rate", base_train.learning_rate)),
@@ -325,12 +306,12 @@ class SearchSpace:
 
     def count_valid(self, base: PipelineConfig, base_train: TrainConfig, limit: int = 20000):
         """(valid, total) discrete combinations of the pipeline entries; a sanity check."""
-        names = [n for n, e in self.entries.items() if n in PIPELINE_SPACE and not isinstance(e, FloatRange)]
-        grids = [e.values if isinstance(e, Choice) else (e.value,) for e in (self.entries[n] for n in names)]
+        grids = {n: _grid(e) for n, e in self.entries.items() if n in PIPELINE_SPACE}
+        grids = {n: g for n, g in grids.items() if g is not None}
         total = valid = 0
-        for combo in itertools.islice(itertools.product(*grids), limit):
+        for combo in itertools.islice(itertools.product(*grids.values()), limit):
             total += 1
-            valid += self.is_valid(dict(zip(names, combo)), base, base_train)
+            valid += self.is_valid(dict(zip(grids, combo)), base, base_train)
         return valid, total
 
     # --- reporting ----------------------------------------------------------------------------
@@ -340,9 +321,14 @@ class SearchSpace:
 
         return [n for n in get_approach(self.model).defaults if n not in self.entries]
 
+    def fixed(self) -> dict[str, Any]:
+        """The entries pinned to one value: name -> value."""
+        return {n: e.value for n, e in self.entries.items() if isinstance(e, kt_hp.Fixed)}
+
     def describe(self) -> str:
+        """The space as ``--show-space`` prints it, one entry a line."""
         width = max((len(n) for n in self.entries), default=0)
-        lines = [f"  {n:<{width}}  {e.describe()}" for n, e in self.entries.items()]
+        lines = [f"  {n:<{width}}  {describe_entry(e)}" for n, e in self.entries.items()]
         untuned = self.untuned()
         if untuned:
             lines.append(f"  (approach defaults / --hparam: {', '.join(untuned)})")
@@ -353,36 +339,37 @@ class SearchSpace:
         return {
             "model": self.model,
             "transform": self.transform,
-            "entries": {n: {"type": type(e).__name__, **json.loads(json.dumps(dataclasses.asdict(e)))}
-                        for n, e in self.entries.items()},
+            "entries": {n: json.loads(json.dumps(spec(e))) for n, e in self.entries.items()},
         }
 
 
-def _augment_entries(transform: str) -> dict[str, Entry]:
-    return {name: entry for name, entry in AUGMENT_SPACE.items()
+def _grid(entry: kt_hp.HyperParameter) -> Optional[tuple]:
+    """The discrete values of an entry; None for a continuous one."""
+    s = spec(entry)
+    return {"Fixed": (s.get("value"),), "Choice": tuple(s.get("values", ()))}.get(s["type"])
+
+
+def _keras_approach(model: str):
+    from models.registry import APPROACHES, get_approach
+
+    approach = get_approach(model)
+    if approach.kind != "keras":
+        keras_models = ", ".join(n for n, a in APPROACHES.items() if a.kind == "keras")
+        raise ConfigError(
+            f"{model} is a scikit-learn approach; tuning searches Keras approaches "
+            f"(use --model {keras_models})"
+        )
+    return approach
+
+
+def _check_name(model: str, transform: str, name: str, known) -> None:
+    if name not in known:
+        raise ConfigError(
+            f"{name!r} is not a hyperparameter of {model} on {transform}; "
+            f"valid: {', '.join(known)}"
+        )
+
+
+def _augment_choices(transform: str) -> dict[str, tuple]:
+    return {name: values for name, values in AUGMENT_SPACE.items()
             if transform in AUGMENT_ONLY_FOR.get(name, (transform,))}
-
-
-def _plain(value):
-    """numpy scalars (from keras_tuner) to Python, so configs stay JSON-able."""
-    return value.item() if hasattr(value, "item") else value
-
-
-def parse_assignments(items: Optional[list[str]], flag: str, many: bool = False) -> dict[str, Any]:
-    """NAME=VALUE (``many``: NAME=V1,V2,...) strings to a dict; values parsed as JSON when they parse."""
-    out: dict[str, Any] = {}
-    for item in items or []:
-        if "=" not in item:
-            raise ConfigError(f"{flag} expects NAME=VALUE, got {item!r}")
-        name, text = (s.strip() for s in item.split("=", 1))
-        parts = [p.strip() for p in text.split(",")] if many else [text]
-        parsed = [_json_or_text(p) for p in parts]
-        out[name] = parsed if many else parsed[0]
-    return out
-
-
-def _json_or_text(text: str):
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError:
-        return text

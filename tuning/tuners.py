@@ -7,7 +7,7 @@ lose or repeat work (see its issues on reloading RUNNING trials):
    end of the first trial (and named after the tuner id: ``tuner0`` alone, ``chief`` when
    distributed).  A kill between the oracle's and the tuner's save, or a switch to distributed
    mode, starts a fresh oracle that numbers trials from 0 again and overwrites finished ones.
-   Here the oracle is reloaded whenever ``oracle.json`` exists.
+   Here the oracle is reloaded whenever ``oracle.json`` exists (`make_tuner`).
 2. ``oracle.json`` and ``trial_*/trial.json`` are written in place: a kill mid-write leaves a
    truncated file the next run cannot parse.  Here they are written atomically (temp + rename).
 3. Trial and oracle files are written one after the other, so a kill in between leaves them
@@ -20,15 +20,17 @@ lose or repeat work (see its issues on reloading RUNNING trials):
    - a trial that was really interrupted mid-run is run again under its own id (keras_tuner's
      retry queue, which does not count it as a failure).
 4. Oracles sample only valid combinations (`SearchSpace.is_valid`), so invalid pipelines never
-   become failed trials (three failures in a row would stop keras_tuner's search).
+   become failed trials (three failures in a row would stop keras_tuner's search): a proposal
+   that is invalid or was tried is replaced, in the public ``populate_space``, by a valid draw.
 
 Every trial start and end is appended to ``<project>/trial_events.jsonl`` (trial id, tuner id,
 pid, status; an end a kill kept from the log is added with ``recovered`` on resume); the tests use it to check that no trial ran twice, and it shows which worker ran
 what in a distributed search.
 
 Distributed mode is keras_tuner's own (KERASTUNER_TUNER_ID / _ORACLE_IP / _ORACLE_PORT; see
-`tuning.distributed`); the chief serves the oracle with `tuning.roles.serve_oracle`
-(keras_tuner's server, polled every second instead of every 20 s for its exit).
+`tuning.distributed`); the chief serves the oracle with `keras_tuner_compat.serve_oracle`.
+What keras_tuner has no public form for (state file names, the retry queue, atomic trial
+files, the chief's server) is in `tuning.keras_tuner_compat`, with the versions it supports.
 """
 
 from __future__ import annotations
@@ -36,116 +38,121 @@ from __future__ import annotations
 import json
 import os
 import time
+import zlib
 from pathlib import Path
 from typing import Callable, Optional
 
 import keras_tuner
-from keras_tuner.src.engine import trial as trial_module
+from keras_tuner.engine.trial import TrialStatus
 
 from core.files import write_json_atomic
 from tuning import TUNERS
-from tuning.roles import is_chief, is_worker, serve_oracle
+from tuning import keras_tuner_compat as compat
+from tuning.roles import is_chief, is_worker, oracle_address
 
 EVENTS_FILE = "trial_events.jsonl"
-COMPLETED = trial_module.TrialStatus.COMPLETED
-RUNNING = trial_module.TrialStatus.RUNNING
-FAILED = trial_module.TrialStatus.FAILED
-
-
-def _is_local(path: str) -> bool:
-    return "://" not in str(path)
+COMPLETED, RUNNING, FAILED = TrialStatus.COMPLETED, TrialStatus.RUNNING, TrialStatus.FAILED
 
 
 # --------------------------------------------------------------------------------------------
 # oracles
-class ResumableOracleMixin:
+class ResumableOracleMixin(compat.AtomicStateFiles):
     """Atomic state files, a repairing reload and valid-only sampling for any keras_tuner Oracle."""
 
     #: values -> bool; set by `make_tuner` to the hypermodel's `is_valid`.
     values_filter: Optional[Callable[[dict], bool]] = None
     #: how many random draws to try for one valid, new combination
     max_invalid_draws = 200
-
-    # --- atomic files ------------------------------------------------------------------------
-    def save(self):
-        if _is_local(self._get_oracle_fname()):
-            write_json_atomic(Path(self._get_oracle_fname()), self.get_state())
-        else:  # pragma: no cover (cloud storage: keras_tuner's own writer)
-            super().save()
-
-    def _save_trial(self, trial):
-        fname = os.path.join(self._get_trial_dir(trial.trial_id), "trial.json")
-        if _is_local(fname):
-            write_json_atomic(Path(fname), trial.get_state())
-        else:  # pragma: no cover
-            super()._save_trial(trial)
+    #: set by `reload` (the tuner reloads only when its own file exists; `make_tuner` then)
+    reloaded = False
 
     # --- reload and repair -------------------------------------------------------------------
     def reload(self):
         ongoing_before = None
         try:
-            state = json.loads(Path(self._get_oracle_fname()).read_text())
+            state = json.loads(Path(compat.oracle_file(self)).read_text())
             ongoing_before = set(state.get("ongoing_trials", {}).values())
         except (OSError, ValueError):
             pass
         super().reload()  # loads trial_*/trial.json and oracle.json; ongoing -> retry queue
+        self.reloaded = True
         self.repairs = self._repair(ongoing_before or set())
         if self.repairs:
             self.save()
 
     def _repair(self, ongoing_before: set) -> list[str]:
-        repairs = []
-        recorded = set(self.start_order)
-        for trial_id in list(self.trials):
-            if trial_id not in recorded:  # created on disk, never recorded by the oracle
-                self.trials.pop(trial_id)
-                fname = os.path.join(self._get_trial_dir(trial_id), "trial.json")
-                if os.path.exists(fname):
-                    os.replace(fname, fname + ".unrecorded")
-                repairs.append(f"trial {trial_id}: never recorded by the oracle, id given again")
-        for trial_id in list(self._retry_queue):
+        repairs = self._forget_unrecorded()
+        queue = compat.retry_queue(self)
+        for trial_id in list(queue):
             trial = self.trials.get(trial_id)
             if trial is None or trial_id not in ongoing_before:
                 continue  # a retry keras_tuner queued itself (INVALID trial with retries left)
             if trial.status != COMPLETED and trial.metrics.exists(self.objective.name):
                 trial.status = COMPLETED  # reported its metrics, killed before it was ended
                 self.score_trial(trial)
-                self._save_trial(trial)
+                compat.save_trial(self, trial)
             if trial.status in (COMPLETED, FAILED):
-                self._retry_queue.remove(trial_id)
+                queue.remove(trial_id)
                 if trial_id not in self.end_order:
                     self.end_order.append(trial_id)
-                self._run_times[trial_id] = max(self._run_times[trial_id], 1)
+                compat.count_as_run(self, trial_id)
                 repairs.append(f"trial {trial_id}: already {trial.status}, kept (not run again)")
             else:
                 repairs.append(f"trial {trial_id}: interrupted while running, will run again")
         return repairs
 
+    def _forget_unrecorded(self) -> list[str]:
+        """A trial.json the oracle never recorded (killed while creating it): its id is given
+        again instead of being skipped or run twice."""
+        repairs = []
+        recorded = set(self.start_order)
+        for trial_id in list(self.trials):
+            if trial_id not in recorded:
+                self.trials.pop(trial_id)
+                fname = compat.trial_file(self, trial_id)
+                if os.path.exists(fname):
+                    os.replace(fname, fname + ".unrecorded")
+                repairs.append(f"trial {trial_id}: never recorded by the oracle, id given again")
+        return repairs
+
     # --- sampling only valid combinations ----------------------------------------------------
     def _valid(self, values) -> bool:
-        return values is None or self.values_filter is None or self.values_filter(values)
+        return self.values_filter is None or self.values_filter(values)
 
-    def _random_values(self):
-        """keras_tuner's random draw (no duplicates), redrawn until the combination is valid."""
-        for _ in range(self.max_invalid_draws):
-            values = super()._random_values()
-            if self._valid(values):
+    def _tried(self, values: dict) -> bool:
+        searched = _searched(values)
+        return any(_searched(t.hyperparameters.values) == searched for t in self.trials.values())
+
+    def valid_random_values(self, trial_id: str) -> Optional[dict]:
+        """A random draw of the space (seeded by the oracle's seed and the trial id) that is
+        valid and not tried yet; None after `max_invalid_draws` draws."""
+        space = self.hyperparameters.space
+        for attempt in range(self.max_invalid_draws):
+            seed = zlib.crc32(f"{self.seed}:{trial_id}:{attempt}".encode())
+            values = {hp.name: hp.random_sample(seed + i) for i, hp in enumerate(space)}
+            if self._valid(values) and not self._tried(values):
                 return values
-            self._tried_so_far.add(self._compute_values_hash(values))  # never drawn again
         return None
 
     def populate_space(self, trial_id):
+        """keras_tuner's proposal, replaced by a valid random draw where it is invalid or was
+        tried (e.g. a Bayesian optimum outside the valid region)."""
         response = super().populate_space(trial_id)
         values = response.get("values")
-        if response.get("status") == RUNNING and values is not None and (
-            not self._valid(values) or self._duplicate(values)
-        ):
-            # e.g. a Bayesian optimum outside the valid region: take a valid random draw.
-            values = self._random_values()
-            if values is None:
-                return {"status": trial_module.TrialStatus.STOPPED, "values": None}
-            response = dict(response, values=values)
-        return response
+        if response.get("status") != RUNNING or values is None or "tuner/trial_id" in values:
+            return response  # stopped, idle, or a Hyperband continuation of a finished trial
+        if self._valid(_searched(values)) and not self._tried(values):
+            return response
+        drawn = self.valid_random_values(trial_id)
+        if drawn is None:
+            return {"status": TrialStatus.STOPPED, "values": None}
+        tuner_keys = {k: v for k, v in values.items() if k.startswith("tuner/")}
+        return dict(response, values={**drawn, **tuner_keys})
+
+
+def _searched(values: dict) -> dict:
+    """The hyperparameter values, without Hyperband's bookkeeping (tuner/epochs, ...)."""
+    return {k: v for k, v in values.items() if not str(k).startswith("tuner/")}
 
 
 class RandomOracle(ResumableOracleMixin, keras_tuner.oracles.RandomSearchOracle):
@@ -163,29 +170,24 @@ class HyperbandOracle(ResumableOracleMixin, keras_tuner.oracles.HyperbandOracle)
         super().__init__(*args, **kwargs)
         self.max_trials = max_trials
 
-    def populate_space(self, trial_id):
-        # Hyperband's new values all come from _random_values (filtered); continuations reuse
-        # a finished trial's values, so no re-draw here (it would desync the brackets).
-        return keras_tuner.oracles.HyperbandOracle.populate_space(self, trial_id)
-
 
 # --------------------------------------------------------------------------------------------
 # tuners
 class ResumableTunerMixin:
-    """Reload whenever the oracle has state; atomic tuner file; trial events; idle back-off."""
+    """Atomic tuner file; trial events; idle back-off; the chief serves the oracle."""
 
-    def __init__(self, *args, overwrite=False, **kwargs):
-        self._overwrite = overwrite
+    def __init__(self, *args, **kwargs):
         self._idle_polls = 0
-        super().__init__(*args, overwrite=overwrite, **kwargs)
+        super().__init__(*args, **kwargs)
 
-    def _populate_initial_space(self):
-        # keras_tuner reloads only if <tuner_id>.json exists; reload from oracle.json too.
-        oracle_file = os.path.join(self.project_dir, "oracle.json")
-        if not self._overwrite and not is_worker() and os.path.exists(oracle_file):
-            print(f"Reloading Oracle from {oracle_file}")
+    def resume(self, overwrite: bool) -> None:
+        """keras_tuner reloads only if <tuner_id>.json exists; reload from oracle.json too
+        (a kill before the tuner's first save, or a switch to distributed mode)."""
+        oracle_json = os.path.join(self.project_dir, "oracle.json")
+        if not overwrite and not is_worker() and not self.oracle.reloaded \
+                and os.path.exists(oracle_json):
+            print(f"Reloading Oracle from {oracle_json}")
             self.oracle.reload()
-        super()._populate_initial_space()
 
     def _log_unlogged_ends(self) -> None:
         """An "end" event (``recovered``) for each finished trial the log lacks one for: a kill
@@ -201,8 +203,8 @@ class ResumableTunerMixin:
     def save(self):
         if not is_worker():
             self.oracle.save()
-        fname = self._get_tuner_fname()
-        if _is_local(fname):
+        fname = compat.tuner_file(self)
+        if "://" not in fname:
             write_json_atomic(Path(fname), self.get_state())
         else:  # pragma: no cover
             keras_tuner.engine.base_tuner.BaseTuner.save(self)
@@ -214,7 +216,7 @@ class ResumableTunerMixin:
             if "verbose" in fit_kwargs:
                 self.oracle.verbose = fit_kwargs["verbose"]
             self.save()
-            serve_oracle(self.oracle)  # blocks until every worker was told to stop
+            compat.serve_oracle(self.oracle, oracle_address())  # until every worker was told to stop
             return
         super().search(*fit_args, **fit_kwargs)
 
@@ -258,7 +260,6 @@ class HyperbandTuner(ResumableTunerMixin, keras_tuner.Hyperband):
 
     def __init__(self, oracle, hypermodel, *, overwrite=False, **kwargs):
         # keras_tuner.Hyperband.__init__ makes its own oracle; go straight to Tuner.__init__.
-        self._overwrite = overwrite
         self._idle_polls = 0
         keras_tuner.Tuner.__init__(self, oracle=oracle, hypermodel=hypermodel,
                                    overwrite=overwrite, **kwargs)
@@ -280,6 +281,7 @@ def make_tuner(
     num_initial_points: Optional[int] = None,
 ):
     """A resumable tuner of `kind` ("hyperband", "bayesian" or "random") over `hypermodel`."""
+    compat.check_version()
     common = dict(objective=objective, seed=seed)
     if kind == "random":
         oracle = RandomOracle(max_trials=max_trials, **common)
@@ -293,5 +295,7 @@ def make_tuner(
         raise ValueError(f"unknown tuner {kind!r}; valid: {', '.join(TUNERS)}")
     oracle.values_filter = getattr(hypermodel, "is_valid", None)
     cls = HyperbandTuner if kind == "hyperband" else SearchTuner
-    return cls(oracle=oracle, hypermodel=hypermodel, directory=directory,
-               project_name=project_name, overwrite=overwrite)
+    tuner = cls(oracle=oracle, hypermodel=hypermodel, directory=directory,
+                project_name=project_name, overwrite=overwrite)
+    tuner.resume(overwrite)
+    return tuner

@@ -34,6 +34,7 @@ import numpy as np
 import tensorflow as tf
 
 from core.errors import ConfigError
+from core import tf_compat
 from core.tf_compat import ConverterError
 from pipeline.stream.transforms import make_transform
 
@@ -68,6 +69,7 @@ def feature_function(predictor, batch: int | None = None):
 
 def convert_window_model(predictor, path: os.PathLike | str) -> dict:
     """Write the first variant that converts and runs to ``path``; returns what was written."""
+    tf_compat.check_version()
     failures = []
     for kind, make in (("window", window_function), ("features", feature_function)):
         for ops_name, ops, batch in (("builtins", BUILTINS, None), ("builtins", BUILTINS, 1),
