@@ -49,6 +49,7 @@ from models.musicnn_checkpoint import checkpoint_dir as musicnn_checkpoint_dir
 from models.musicnn_checkpoint import is_installed as musicnn_weights_installed
 from models.musicnn_finetune import build_musicnn_finetune, train_head_then_unfreeze
 from models.musicnn_probe import build_musicnn_probe, musicnn_features, probe_as_keras
+from models.musicnn_probe import musicnn_frozen_features
 from models.sklearn_baselines import SVC_CALIBRATION_FOLDS, build_rf, build_svc, pool_features
 
 __all__ = [
@@ -60,6 +61,7 @@ __all__ = [
     "check_hparams",
     "compile_model",
     "featurizer",
+    "frozen_features",
     "get_approach",
     "is_available",
     "pool_features",
@@ -132,6 +134,10 @@ class Approach:
         to_keras: sklearn: optional ``to_keras(estimator, **hook hparams) -> keras.Model`` from
             the pipeline's features to probabilities, the same function as ``featurize`` then
             the estimator (how ``pipeline.export`` exports it); use ``keras_equivalent``.
+        frozen_features: sklearn on a frozen network: optional ``frozen_features(**hook
+            hparams) -> models.frozen_features.FrozenFeatures``, what the embedding store
+            computes once and keeps (``pipeline.stream.embedding_store``); use
+            ``frozen_features(name, hparams)``.
     """
 
     name: str
@@ -148,6 +154,7 @@ class Approach:
     presets: dict = dataclasses.field(default_factory=dict)
     needs_weights: bool = False
     to_keras: Optional[Callable] = None
+    frozen_features: Optional[Callable] = None
 
 
 def _approach(name, kind, transforms, build, description, **extra) -> Approach:
@@ -196,7 +203,7 @@ APPROACHES: dict[str, Approach] = {
             "frozen pretrained musicnn features of each window + linear probe",
             featurize=musicnn_features, hook_hparams=("weights", "layer"),
             requires=MUSICNN_REQUIRES, presets=MUSICNN_PRESETS, needs_weights=True,
-            to_keras=probe_as_keras,
+            to_keras=probe_as_keras, frozen_features=musicnn_frozen_features,
         ),
         _approach(
             "musicnn_finetune", "keras", ("musicnn",), build_musicnn_finetune,
@@ -239,6 +246,16 @@ def featurizer(name: str, hparams: Optional[dict] = None) -> Callable:
     check_hparams(name, hparams or {})
     bound = _accepted(approach.featurize, {**approach.defaults, **(hparams or {})})
     return functools.partial(approach.featurize, **bound) if bound else approach.featurize
+
+
+def frozen_features(name: str, hparams: Optional[dict] = None):
+    """The ``FrozenFeatures`` of approach ``name`` with its hyperparameters, or None where its
+    features are not the outputs of a frozen network (every approach but ``musicnn``)."""
+    approach = get_approach(name)
+    if approach.frozen_features is None:
+        return None
+    bound = _accepted(approach.frozen_features, {**approach.defaults, **(hparams or {})})
+    return approach.frozen_features(**bound)
 
 
 def keras_equivalent(name: str, estimator, hparams: Optional[dict] = None):
