@@ -42,6 +42,7 @@ import hashlib
 import json
 import os
 import shutil
+import time
 import uuid
 from pathlib import Path
 from typing import Optional
@@ -240,6 +241,7 @@ def _build(path: Path, cfg: PipelineConfig, features, builder, header: dict,
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.parent / f".tmp-{path.name}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
     tmp.mkdir()
+    start, cpu = time.perf_counter(), time.process_time()
     try:
         with tqdm(desc=f"embedding store {features.name}", unit="window",
                   disable=not verbose, leave=False) as bar:
@@ -249,6 +251,8 @@ def _build(path: Path, cfg: PipelineConfig, features, builder, header: dict,
             **header, "layers": list(features.layers), "dims": dims,
             "files": [f for p in parts.values() for f in p["files"]],
             "splits": {s: {"windows": p["windows"], "songs": p["songs"]} for s, p in parts.items()},
+            "build_seconds": round(time.perf_counter() - start, 1),
+            "build_cpu_seconds": round(time.process_time() - cpu, 1),
         })
         try:
             tmp.rename(path)
