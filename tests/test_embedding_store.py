@@ -228,6 +228,16 @@ def test_ensemble_members_are_refused_before_any_training(tmp_path):
     assert not (tmp_path / "r" / "runs").exists()
 
 
+def test_an_ensemble_is_refused_by_export(tmp_path):
+    from pipeline.serving.exporting import export_run
+
+    (tmp_path / "ens").mkdir()
+    (tmp_path / "ens" / ensemble.ENSEMBLE_JSON).write_text("{}")
+    with pytest.raises(ConfigError, match="ensemble .* is not exportable"):
+        export_run(tmp_path / "ens", tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+
+
 # --- the whole path: one network pass for a k-fold comparison ----------------------------------
 @needs_wheel
 def test_compare_folds_with_musicnn_passes_the_network_over_each_window_once(
