@@ -66,7 +66,7 @@ def dataset_fingerprint(builder) -> dict:
     root = Path(builder.data_dir)
     files = sorted(p for p in root.iterdir() if p.is_file() and ".tfrecord" in p.name)
     return {
-        "builder": builder.name, "config": builder.builder_config.name,
+        "builder": builder.name, "config": builder.info.config_name,
         "version": str(builder.version),
         "splits": {name: {"shard_lengths": list(info.shard_lengths),
                           "num_bytes": int(info.num_bytes)}
