@@ -131,7 +131,7 @@ def fold_summary(result: dict, class_names: Sequence[str], label: str, seconds: 
     labels = np.asarray(result["test_labels"])
     predicted = result["probabilities"].argmax(axis=1)
     return {
-        "model": "ensemble", "transform": "late fusion", "label": label,
+        "model": "ensemble", "transform": "fusion", "label": label,
         "class_names": list(class_names), "num_songs": len(labels), "num_windows": 1,
         "song_accuracy_mean_vote": float(np.mean(predicted == labels)),
         "song_accuracy_majority_vote": float("nan"), "window_accuracy": float("nan"),
