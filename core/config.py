@@ -41,6 +41,14 @@ class DatasetConfig:
     fold: int = 0
     fold_seed: int = 42
     fold_splits: str = "train+validation+test"  # TFDS split syntax: the splits pooled
+    # The embedding store (pipeline.stream.embedding_store): an approach on a frozen network
+    # (musicnn) reads that network's outputs, computed once per (network, window and input
+    # config, built dataset) and kept, instead of passing every song through it on every run
+    # and fold.  embeddings False: compute them in the stream every time.  embedding_dir: where
+    # stores live (None: beside the dataset, <data_dir>/gtzan_tfds_embeddings/<config>/<version>).
+    # Like data_dir, neither is part of what a run trained (results are the same).
+    embeddings: bool = True
+    embedding_dir: Optional[str] = None
 
     def validate(self) -> None:
         if not self.name.strip():

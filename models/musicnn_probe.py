@@ -24,6 +24,10 @@ The probe is fitted on windows and the pipeline decides a song by the mean of it
 probabilities, as for every approach (see docs/musicnn.md for the comparison with pooling a
 song's windows first).
 
+``musicnn_frozen_features(weights=..., layer=...)`` describes the same features for the
+embedding store (``models.frozen_features``): all three layers of one forward pass, keyed by a
+checksum of the checkpoint files.
+
 ``probe_as_keras`` rewrites a fitted logistic probe as one Keras model (frozen network, then
 the scaler and the regression folded into one softmax Dense layer: the same function, no
 scikit-learn at run time), which is how ``pipeline.export`` exports the approach.
@@ -32,6 +36,7 @@ scikit-learn at run time), which is how ``pipeline.export`` exports the approach
 from __future__ import annotations
 
 import functools
+import hashlib
 
 import keras
 import numpy as np
@@ -42,6 +47,7 @@ from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from core.errors import ConfigError
+from models.frozen_features import FrozenFeatures
 from models.musicnn import N_MELS, PATCH_FRAMES, WEIGHTS, build_musicnn
 from models.sklearn_baselines import build_svc
 
@@ -51,6 +57,9 @@ PROBE_MAX_ITER = 2000  # lbfgs iterations of the logistic regression (converges 
 # Features whose variance over the training windows is below this are constant units measured
 # through float32 rounding (standard deviation < 1e-5, against 0.1-10 for informative units).
 MIN_FEATURE_VARIANCE = 1e-10
+# Part of the embedding store's key: bump when the port (models/musicnn.py) or the checkpoint
+# reading changes what the network computes, so that no store of the old code is read.
+FEATURES_VERSION = 1
 
 
 def check_layer(layer: str) -> None:
@@ -87,6 +96,48 @@ def _extractor(weights: str, layer: str):
 def musicnn_features(patches, *, weights: str = "msd", layer: str = "max_pool") -> tf.Tensor:
     """``[B, 187, 96]`` musicnn patches -> ``[B, d]`` features of the frozen network's ``layer``."""
     return _extractor(weights, layer)(tf.convert_to_tensor(patches, tf.float32))
+
+
+@functools.lru_cache(maxsize=None)
+def _all_layers(weights: str):
+    net = frozen_musicnn(weights)
+    spec = tf.TensorSpec([None, PATCH_FRAMES, N_MELS], tf.float32)
+
+    def run(x):
+        outputs = net(x, training=False)
+        return {layer: outputs[layer] for layer in LAYERS}
+
+    return tf.function(run, input_signature=[spec])
+
+
+def all_layer_features(patches, *, weights: str = "msd") -> dict:
+    """``[B, 187, 96]`` patches -> ``{layer: [B, d]}`` for every layer of ``LAYERS``, one pass."""
+    return _all_layers(weights)(tf.convert_to_tensor(patches, tf.float32))
+
+
+@functools.lru_cache(maxsize=None)
+def checkpoint_digest(weights: str) -> str:
+    """SHA-256 of the checkpoint files of ``weights`` (names and bytes), computed once."""
+    from models.musicnn_checkpoint import checkpoint_dir
+
+    digest = hashlib.sha256()
+    folder = checkpoint_dir(weights)
+    for path in sorted(p for p in folder.iterdir() if p.is_file()):
+        digest.update(path.name.encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()
+
+
+def musicnn_frozen_features(*, weights: str = "msd", layer: str = "max_pool") -> FrozenFeatures:
+    """The ``musicnn`` approach's features as the embedding store sees them."""
+    check_layer(layer)
+    if weights not in WEIGHTS:
+        raise ConfigError(f"unknown musicnn weights {weights!r}; valid: {', '.join(WEIGHTS)}")
+    return FrozenFeatures(
+        name=f"musicnn_{weights}", layers=LAYERS, layer=layer,
+        identity={"network": "musicnn", "weights": weights,
+                  "checkpoint_sha256": checkpoint_digest(weights),
+                  "features_version": FEATURES_VERSION},
+        compute=functools.partial(all_layer_features, weights=weights))
 
 
 def build_musicnn_probe(*, seed: int = 42, probe: str = "logistic", C: float = 1.0) -> Pipeline:

@@ -50,6 +50,7 @@ from models.musicnn_checkpoint import checkpoint_dir as musicnn_checkpoint_dir
 from models.musicnn_checkpoint import is_installed as musicnn_weights_installed
 from models.musicnn_finetune import build_musicnn_finetune, train_head_then_unfreeze
 from models.musicnn_probe import build_musicnn_probe, musicnn_features, probe_as_keras
+from models.musicnn_probe import musicnn_frozen_features
 from models.sklearn_baselines import SVC_CALIBRATION_FOLDS, build_rf, build_svc, pool_features
 
 __all__ = [
@@ -63,6 +64,7 @@ __all__ = [
     "check_hparams",
     "compile_model",
     "featurizer",
+    "frozen_features",
     "get_approach",
     "is_available",
     "keras_equivalent",
@@ -171,6 +173,9 @@ class Approach:
         needs_weights: built on the pretrained musicnn networks (the ``musicnn`` wheel).
         train_ranges: training hyperparameters (``learning_rate``) a search tries over other
             values than for other approaches.
+        frozen_features_step: sklearn on a frozen network: optional ``frozen_features(**hp) ->
+            models.frozen_features.FrozenFeatures``, what the embedding store computes once and
+            keeps (``pipeline.stream.embedding_store``); use ``frozen_features(name, hparams)``.
     """
 
     name: str
@@ -186,6 +191,7 @@ class Approach:
     presets: dict = dataclasses.field(default_factory=dict)
     needs_weights: bool = False
     train_ranges: dict = dataclasses.field(default_factory=dict)
+    frozen_features_step: Optional[Step] = None
 
     @property
     def build(self) -> Callable:
@@ -202,6 +208,10 @@ class Approach:
     @property
     def to_keras(self) -> Optional[Callable]:
         return self.to_keras_step.fn if self.to_keras_step else None
+
+    @property
+    def frozen_features(self) -> Optional[Callable]:
+        return self.frozen_features_step.fn if self.frozen_features_step else None
 
     @property
     def hparams(self) -> dict:
@@ -274,6 +284,8 @@ APPROACHES: dict[str, Approach] = {
             featurize_step=Step(musicnn_features, _MUSICNN_FEATURE_HPARAMS),
             to_keras_step=Step(probe_as_keras, reads=tuple(_MUSICNN_FEATURE_HPARAMS)),
             requires=MUSICNN_REQUIRES, presets=MUSICNN_PRESETS, needs_weights=True,
+            frozen_features_step=Step(musicnn_frozen_features,
+                                      reads=tuple(_MUSICNN_FEATURE_HPARAMS)),
         ),
         Approach(
             "musicnn_finetune", "keras", ("musicnn",),
@@ -323,6 +335,16 @@ def featurizer(name: str, hparams: Optional[dict] = None) -> Callable:
     check_hparams(name, hparams or {})
     bound = approach.featurize_step.bind({**approach.defaults, **(hparams or {})})
     return functools.partial(approach.featurize, **bound) if bound else approach.featurize
+
+
+def frozen_features(name: str, hparams: Optional[dict] = None):
+    """The ``FrozenFeatures`` of approach ``name`` with its hyperparameters, or None where its
+    features are not the outputs of a frozen network (every approach but ``musicnn``)."""
+    approach = get_approach(name)
+    if approach.frozen_features is None:
+        return None
+    return approach.frozen_features(
+        **approach.frozen_features_step.bind({**approach.defaults, **(hparams or {})}))
 
 
 def keras_equivalent(name: str, estimator, hparams: Optional[dict] = None):

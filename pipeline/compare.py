@@ -18,6 +18,11 @@ named in --models, and leaves that model out of the default grid (with a note).
 --folds K: k-fold cross-validation by song of every approach on the same folds
 (runs/<transform>_<model>/fold_<i>); the report gives the out-of-fold song accuracy, its
 spread across folds, its 95 % interval and the number of songs (cv_report.py).
+
+--ensemble MODEL MODEL ... (with --folds): one more row, the late fusion of those approaches
+(scikit-learn ones: musicnn, rf, svc), its weights chosen per fold by an inner
+cross-validation on that fold's training songs only, and its paired test against the best
+single approach (pipeline/experiments/ensemble.py).
 """
 
 from __future__ import annotations
@@ -49,6 +54,10 @@ def build_parser() -> argparse.ArgumentParser:
                         help="reduced grid, 2 epochs, 1 s windows on synthetic data (the tests use it)")
     parser.add_argument("--fresh", action="store_true", help="retrain runs even when finished")
     parser.add_argument("--verbose", type=int, default=0, choices=(0, 1, 2), help="per-run Keras output")
+    parser.add_argument("--ensemble", nargs="+", default=None, metavar="MODEL",
+                        help="with --folds: add the late fusion of these approaches of the grid "
+                        "(MODEL or TRANSFORM:MODEL, scikit-learn ones), its weights chosen out of "
+                        "fold on each fold's training songs")
     flags.add_pipeline_args(parser)
     flags.add_train_args(parser)
     return parser
@@ -75,6 +84,27 @@ def make_jobs(args, pairs, explicit_models: bool) -> list:
     return jobs
 
 
+def _add_ensemble(args, jobs, results: list, report_dir: Path) -> str:
+    """With --ensemble: its cross-validated summary appended to ``results``; returns its
+    paired comparison with the best single approach ("" without --ensemble)."""
+    from pipeline.experiments import ensemble
+
+    names = ensemble.optional_names(args.ensemble)
+    if not names:
+        return ""
+    summary, root = ensemble.cross_validate_ensemble(jobs, names, report_dir, args.verbose)
+    results.append((summary, root))
+    return ensemble.paired_with_best_single(results, summary)
+
+
+def _append_note(report_dir: Path, note: str) -> None:
+    from core.files import write_text_atomic
+
+    results_md = report_dir / "results.md"
+    write_text_atomic(results_md, results_md.read_text() + "\n" + note + "\n")
+    print("\n" + note)
+
+
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     if args.quick:  # quick defaults apply only where the user gave no flag
@@ -96,6 +126,10 @@ def main(argv=None) -> int:
     jobs = make_jobs(args, pairs, explicit_models=args.models is not None)
     if not jobs:
         raise ConfigError("no approach of the grid can run with these flags")
+    if args.ensemble:  # refused before any training
+        from pipeline.experiments.ensemble import check_members, optional_names
+
+        check_members(jobs, optional_names(args.ensemble))
     report_dir = Path(args.report_dir)
     configure_determinism(train.deterministic)
     with FolderLock(report_dir, "comparison report"):
@@ -104,8 +138,11 @@ def main(argv=None) -> int:
         print(f"{len(jobs)} approaches on {cfg.dataset.name}: "
               + ", ".join(comparison.approach_name(j.transform, j.model) for j in jobs))
         results = comparison.run_grid(jobs, report_dir, verbose=args.verbose)
+        ensemble_note = _add_ensemble(args, jobs, results, report_dir)
         if jobs and jobs[0].all_folds:
             print(cv_report.write_cv_report(results, report_dir, cfg.dataset.name))
+            if ensemble_note:
+                _append_note(report_dir, ensemble_note)
         else:
             print(report.write_report(results, report_dir, cfg.dataset.name))
     print(f"report: {report_dir}/results.md (+ results.csv, accuracy.png, per_class.png, confusion_*.png)")

@@ -39,6 +39,11 @@ _HELP = {
     "train/compare given --fold run that fold only",
     "fold_seed": "seed of the fold assignment",
     "fold_splits": "splits pooled into the folds, joined with '+'",
+    "embeddings": "approaches on a frozen network (musicnn): read its outputs from the embedding "
+    "store, computed once per network, window config and built dataset (false: pass every song "
+    "through the network on every run and fold)",
+    "embedding_dir": "where embedding stores live (default: beside the dataset, "
+    "<data-dir>/gtzan_tfds_embeddings/<config>/<version>)",
     "sample_rate": "resample every song to this rate (Hz) before windowing",
     "window_seconds": "window length in seconds",
     "step_seconds": "hop between window starts in seconds (< window: overlapping windows)",

@@ -20,12 +20,25 @@ from pipeline.stream.dataset import load_songs, make_dataset, song_to_windows
 
 
 def evaluate_split(predictor: Predictor, split: str = "test", verbose: bool = True) -> dict:
-    """Metrics of a predictor on one split of the dataset its run was trained on."""
-    ds = make_dataset(predictor.pipeline, split, training=False, with_song_id=True)
+    """Metrics of a predictor on one split of the dataset its run was trained on (an approach
+    on a frozen network: from the embedding store, see ``_split_batches``)."""
+    ds, predictor = _split_batches(predictor, split, verbose)
     probs, labels, ids = predictor.predict_dataset(ds, desc=f"evaluating {split}", verbose=verbose)
     if not len(probs):
         raise no_windows_error(predictor.pipeline, split)
     return metrics_lib.evaluate_windows(probs, labels, ids, predictor.class_names)
+
+
+def _split_batches(predictor: Predictor, split: str, verbose: bool):
+    """The batches ``predictor`` reads for ``split``: the approach's vectors from the embedding
+    store where it has one (and the predictor then on vectors), else the pipeline's features."""
+    from pipeline.stream.embedding_store import store_for
+
+    if predictor.kind == "sklearn":
+        store = store_for(predictor.pipeline, predictor.train, verbose=verbose)
+        if store is not None:
+            return store.batches(split), predictor.on_vectors()
+    return make_dataset(predictor.pipeline, split, training=False, with_song_id=True), predictor
 
 
 def no_windows_error(cfg: PipelineConfig, split: str) -> ConfigError:

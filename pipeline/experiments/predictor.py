@@ -60,6 +60,12 @@ class Predictor:
         featurize = featurizer(train.model, train.hparams) if kind == "sklearn" else None
         return cls(model, kind, pipeline_cfg, extra["class_names"], train, featurize)
 
+    def on_vectors(self) -> "Predictor":
+        """This scikit-learn predictor taking the estimator's vectors directly (what the
+        embedding store holds) instead of the pipeline's features."""
+        return Predictor(self.model, self.kind, self.pipeline, self.class_names, self.train,
+                         np.asarray)
+
     def predict_batch(self, features) -> np.ndarray:
         """[B, ...] features of one batch -> [B, num_classes] probabilities."""
         if self.kind == "keras":

@@ -3,8 +3,9 @@
 Why it exists: the ``musicnn`` approach has choices (weights, layer, probe, its C, and whether
 a song is decided from its windows or from its windows' features pooled first) that would
 each cost a full cross-validation through ``pipeline.compare`` (one feature pass per fold).
-Here the frozen networks run once over every window of the pooled splits (all three feature
-layers from one forward pass), and every choice is scored by out-of-fold song accuracy on
+Here the frozen networks' outputs come from the embedding store (all three feature layers of
+one forward pass over every window, computed once and shared with ``pipeline.train`` and
+``pipeline.compare``), and every choice is scored by out-of-fold song accuracy on
 exactly the folds ``--folds K`` uses (``pipeline.stream.folds``: same songs, same seed), each
 probe fitted on the fold's train + validation songs as ``pipeline.train`` refits it
 (``--no-refit``: train songs only).
@@ -21,7 +22,6 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
-from pathlib import Path
 from typing import Optional
 
 import numpy as np
@@ -34,23 +34,24 @@ PROBES = {"logistic C=1": ("logistic", 1.0), "logistic C=0.1": ("logistic", 0.1)
 POOLINGS = ("window", "song")
 
 
-def window_features(cfg: PipelineConfig, weights: str) -> dict:
-    """Features of every window of the pooled splits, all layers: dict of arrays + ids."""
-    from models.musicnn_probe import LAYERS, frozen_musicnn
-    from pipeline.stream.dataset import make_dataset
+def window_features(cfg: PipelineConfig, weights: str, verbose: bool = True) -> dict:
+    """Features of every window of the pooled splits, all layers: dict of arrays + ids.
 
-    net = frozen_musicnn(weights)
-    out = {layer: [] for layer in LAYERS}
-    labels, ids = [], []
-    for split in cfg.dataset.fold_splits.split("+"):
-        for x, y, sid in make_dataset(cfg, split, training=False, with_song_id=True):
-            features = net(x, training=False)
-            for layer in LAYERS:
-                out[layer].append(features[layer].numpy())
-            labels.append(y.numpy())
-            ids.extend(s.decode() for s in sid.numpy())
-    return {**{k: np.concatenate(v) for k, v in out.items()},
-            "labels": np.concatenate(labels), "song_ids": np.asarray(ids)}
+    Read from the embedding store (``pipeline.stream.embedding_store``), built on first use:
+    the network passes over the songs once per weights, dataset and window config, and this
+    study, ``pipeline.train --model musicnn`` and ``pipeline.compare`` share that pass."""
+    from models.musicnn_probe import LAYERS, musicnn_frozen_features
+    from pipeline.stream.embedding_store import EmbeddingStore
+
+    store = EmbeddingStore.ensure(cfg, musicnn_frozen_features(weights=weights), verbose=verbose)
+    splits = cfg.dataset.fold_splits.split("+")
+    out = {}
+    for layer in LAYERS:
+        parts = [store.arrays(split, layer) for split in splits]
+        out[layer] = np.concatenate([p[0] for p in parts])
+    labels = np.concatenate([p[1] for p in parts])
+    ids = [s.decode() for p in parts for s in p[2]]
+    return {**out, "labels": labels, "song_ids": np.asarray(ids)}
 
 
 def song_folds(song_ids: np.ndarray, labels: np.ndarray, k: int, seed: int) -> dict[str, int]:
@@ -96,20 +97,8 @@ def oof_song_accuracy(x, labels, song_ids, folds: dict, k: int, probe, pooling: 
     return correct / len(folds)
 
 
-def cached_features(cfg: PipelineConfig, weights: str, cache_dir: Optional[str]) -> dict:
-    """``window_features``, kept in ``cache_dir/<dataset>_<weights>.npz`` when given."""
-    if cache_dir is None:
-        return window_features(cfg, weights)
-    path = Path(cache_dir) / f"{cfg.dataset.name}_{weights}_step{cfg.window.step_length}.npz"
-    if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        np.savez(path, **window_features(cfg, weights))
-    with np.load(path) as stored:
-        return dict(stored)
-
-
 def study(cfg: PipelineConfig, k: int, weights_list=("msd", "mtt"),
-          cache_dir: Optional[str] = None, refit: bool = True) -> list[dict]:
+          refit: bool = True) -> list[dict]:
     """Every (weights, layer, probe, pooling) with its out-of-fold song accuracy, best first.
 
     An SVC is not fitted on pooled songs: its probability calibration needs 5 examples per
@@ -118,7 +107,7 @@ def study(cfg: PipelineConfig, k: int, weights_list=("msd", "mtt"),
 
     rows = []
     for weights in weights_list:
-        data = cached_features(cfg, weights, cache_dir)
+        data = window_features(cfg, weights)
         folds = song_folds(data["song_ids"], data["labels"], k, cfg.dataset.fold_seed)
         for layer, (name, probe), pooling in itertools.product(LAYERS, PROBES.items(), POOLINGS):
             if pooling == "song" and probe[0] == "svc":
@@ -144,17 +133,18 @@ def main(argv: Optional[list[str]] = None) -> int:
     parser.add_argument("--no-refit", action="store_true",
                         help="fit each probe on the fold's train split only, not train + validation")
     parser.add_argument("--json", metavar="FILE", help="write every row as JSON")
-    parser.add_argument("--cache-dir", metavar="DIR", help="keep the extracted features here")
+    parser.add_argument("--embedding-dir", metavar="DIR",
+                        help="where the embedding stores live (default: beside the dataset)")
     args = parser.parse_args(argv)
     from models.registry import MUSICNN_WINDOW_SECONDS
 
     cfg = PipelineConfig(
         dataset=DatasetConfig(name=args.dataset_config, data_dir=args.data_dir,
-                              fold_seed=args.fold_seed),
+                              fold_seed=args.fold_seed, embedding_dir=args.embedding_dir),
         window=WindowConfig(sample_rate=16_000, window_seconds=MUSICNN_WINDOW_SECONDS,
                             step_seconds=args.step_seconds or MUSICNN_WINDOW_SECONDS),
         transform=TransformConfig(name="musicnn")).validate()
-    rows = study(cfg, args.folds, cache_dir=args.cache_dir, refit=not args.no_refit)
+    rows = study(cfg, args.folds, refit=not args.no_refit)
     print("\nbest first:")
     for r in rows[:10]:
         print(f"  {r['song_accuracy']:.1%}  {r['weights']} {r['layer']} {r['probe']} {r['pooling']}")

@@ -30,7 +30,7 @@ SYNTHETIC_NOTE = "Note: synthetic data made by gtzan_tfds, not music: a smoke te
 
 
 def approach_label(summary: dict) -> str:
-    return f"{summary['model']} on {summary['transform']}"
+    return summary.get("label") or f"{summary['model']} on {summary['transform']}"
 
 
 def result_row(summary: dict, run_dir: Path) -> dict:

@@ -156,8 +156,12 @@ class RunDir:
             )
 
 
+# Where the data lives and how features reach the model, not what was trained.
+LOCATION_FIELDS = ("data_dir", "manual_dir", "embeddings", "embedding_dir")
+
+
 def _without_location(pipeline: dict) -> dict:
-    dataset = {k: v for k, v in pipeline["dataset"].items() if k not in ("data_dir", "manual_dir")}
+    dataset = {k: v for k, v in pipeline["dataset"].items() if k not in LOCATION_FIELDS}
     return {**pipeline, "dataset": dataset}
 
 

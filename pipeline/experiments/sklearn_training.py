@@ -9,7 +9,10 @@ A scikit-learn approach has no epochs to choose on the validation split: it is f
 train split and scored on validation (the figures of training.json), then, with
 ``TrainConfig.refit`` (the default), fitted again on train + validation, so that it learns from
 every song the test never sees, as a Keras approach learns from train and stops on validation.
-Each split is featurized once.
+Each split is featurized once.  An approach on a frozen network (``musicnn``) reads its
+vectors from the embedding store (``pipeline.stream.embedding_store``: the network passed over
+every song once per dataset and window config, not once per run and fold) unless
+``DatasetConfig.embeddings`` is off.
 """
 
 from __future__ import annotations
@@ -38,6 +41,18 @@ def featurized_arrays(cfg: PipelineConfig, split: str, featurize, verbose: bool 
     if not xs:
         raise ConfigError(f"split {split!r} of {cfg.dataset.name} has no windows")
     return np.concatenate(xs), np.concatenate(ys), ids
+
+
+def split_vectors(cfg: PipelineConfig, train: TrainConfig, split: str, featurize,
+                  verbose: bool = True):
+    """``featurized_arrays`` of ``split``, read from the embedding store where the approach
+    has one (``embedding_store.store_for``), else streamed and featurized."""
+    from pipeline.stream.embedding_store import store_for
+
+    store = store_for(cfg, train, verbose=verbose)
+    if store is not None:
+        return store.arrays(split)
+    return featurized_arrays(cfg, split, featurize, verbose=verbose)
 
 
 def check_windows_per_class(approach, labels: np.ndarray, cfg: PipelineConfig, model: str) -> None:
@@ -69,12 +84,12 @@ def fit_sklearn(cfg: PipelineConfig, train: TrainConfig, class_names, verbose: i
     from pipeline.experiments.predictor import sklearn_probabilities
 
     featurize = featurizer(train.model, train.hparams)
-    x, y, _ = featurized_arrays(cfg, "train", featurize, verbose=bool(verbose))
+    x, y, _ = split_vectors(cfg, train, "train", featurize, verbose=bool(verbose))
     check_windows_per_class(get_approach(train.model), y, cfg, train.model)
     start = time.perf_counter()
     model = _fit(cfg, train, x, y)
     seconds = time.perf_counter() - start
-    val_x, val_y, val_ids = featurized_arrays(cfg, "validation", featurize, verbose=bool(verbose))
+    val_x, val_y, val_ids = split_vectors(cfg, train, "validation", featurize, verbose=bool(verbose))
     probabilities = sklearn_probabilities(model, val_x, len(class_names))
     validation = evaluate_windows(probabilities, val_y, val_ids, class_names)
     if train.refit:

@@ -34,7 +34,13 @@ def load_keras_run(run_dir: os.PathLike | str) -> Predictor:
     """The run's Predictor with a Keras model giving [B, classes] (a scikit-learn run's Keras
     equivalent where its approach has one); ConfigError otherwise."""
     from models.registry import keras_equivalent
+    from pipeline.experiments.ensemble import ENSEMBLE_JSON
 
+    if (Path(run_dir) / ENSEMBLE_JSON).exists():
+        raise ConfigError(
+            f"{run_dir}: an ensemble of pipeline.compare --ensemble is not exportable (it is a "
+            f"row of a comparison, its fusion weights per fold in {ENSEMBLE_JSON}, not a trained "
+            "run); export its members' runs")
     predictor = Predictor.from_run(run_dir)
     if predictor.kind != "keras":
         train = predictor.train
