@@ -80,6 +80,10 @@ _HELP = {
     "strategy": f"tf.distribute strategy: {', '.join(STRATEGIES)}",
     "refit": "scikit-learn approaches: after scoring on validation, refit on train + validation",
     "deterministic": "deterministic TF ops (same seed, same result on CPU)",
+    "custom_loop": "train with the tf.distribute custom loop instead of model.fit (always used "
+    "by --strategy multi-worker across several workers: docs/distributed.md)",
+    "checkpoint_steps": "custom loop: also checkpoint every this many steps inside an epoch, "
+    "so a killed worker loses less (0: at the end of each epoch only)",
 }
 
 _CHOICES = {
