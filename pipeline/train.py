@@ -93,6 +93,9 @@ def main(argv=None) -> int:
     configure_determinism(train.deterministic)
     result = train_run(cfg, train, run_dir, verbose=args.verbose, overwrite=args.overwrite,
                        strategy=strategy)
+    from pipeline.experiments.distributed_training import finish_together
+
+    finish_together(strategy)  # several workers: the others waited for this evaluation
     print()
     print(format_summary(result, f"{train.model} on {cfg.transform.name} - {cfg.dataset.name} test split"))
     print(f"run directory: {run_dir} (metrics.json, confusion_matrix.png, training_curves.png)")

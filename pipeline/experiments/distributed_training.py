@@ -44,7 +44,7 @@ import numpy as np
 import tensorflow as tf
 
 from core.config import PipelineConfig, TrainConfig
-from core.errors import ConfigError
+from core.errors import ConfigError, WorkerLostError
 from pipeline.experiments import plots
 from pipeline.experiments.keras_training import (
     build_keras_model,
@@ -308,7 +308,7 @@ def _run_epochs(cfg, train, strategy, steps_fn, state, checkpoints, records, ver
     validation = distributed_dataset(cfg, strategy, "validation", training=False, one_hot=soft)
     steps = epoch_steps(cfg, "train")
     while int(state.epoch.numpy()) < train.epochs and not bool(state.stopped.numpy()):
-        start = time.perf_counter()
+        start, first = time.perf_counter(), int(state.step.numpy())
         train_sums = _train_epoch(steps_fn, iterator, state, checkpoints, steps, train,
                                   show=verbose == 1 and records is not None)
         logs = _logs(train_sums, steps_fn.validate(validation))
@@ -321,7 +321,13 @@ def _run_epochs(cfg, train, strategy, steps_fn, state, checkpoints, records, ver
         if verbose and records is not None:
             print(f"epoch {epoch + 1}/{train.epochs}: " + ", ".join(
                 f"{k} {v:.4f}" for k, v in logs.items()) + f" ({time.perf_counter() - start:.1f} s, "
-                f"{steps / (time.perf_counter() - start):.2f} steps/s)", flush=True)
+                f"{(steps - first) / (time.perf_counter() - start):.2f} steps/s)", flush=True)
+
+
+def _cause(message: str) -> str:
+    """The line of a TF collective error that says which task failed."""
+    lines = [line.strip() for line in message.splitlines() if line.strip()]
+    return next((line for line in lines if "task" in line), lines[0] if lines else "")[:200]
 
 
 def fit_distributed(cfg: PipelineConfig, train: TrainConfig, run: RunDir, num_classes: int,
@@ -346,8 +352,17 @@ def fit_distributed(cfg: PipelineConfig, train: TrainConfig, run: RunDir, num_cl
               f"step {int(state.step.numpy())} ({backup.name}/)", flush=True)
     records = ChiefRecords(run, int(state.epoch.numpy())) if chief else None
     start = time.perf_counter()
-    _run_epochs(cfg, train, strategy, Steps(strategy, model, optimizer, cfg.augment.mixup_alpha > 0),
-                state, checkpoints, records, verbose)
+    try:
+        _run_epochs(cfg, train, strategy, Steps(strategy, model, optimizer, cfg.augment.mixup_alpha > 0),
+                    state, checkpoints, records, verbose)
+    except (tf.errors.UnavailableError, tf.errors.DeadlineExceededError) as e:
+        if not several_workers(strategy):
+            raise
+        raise WorkerLostError(
+            f"another worker of the cluster stopped during epoch {int(state.epoch.numpy()) + 1} "
+            f"({_cause(e.message)}). Start every worker again with the "
+            f"same command: they resume from the last checkpoint in {backup}"
+        ) from None
     seconds = time.perf_counter() - start
     info = {"training_seconds": seconds, "parameters": count_parameters(model),
             "epochs_trained": int(state.epoch.numpy()), "training_loop": "custom",
@@ -361,6 +376,17 @@ def fit_distributed(cfg: PipelineConfig, train: TrainConfig, run: RunDir, num_cl
     return model, info
 
 
+def finish_together(strategy: tf.distribute.Strategy) -> None:
+    """Across several workers, return once every worker got here (one all-reduce): the other
+    workers stay up while the chief evaluates, so that none leaves the cluster early (the
+    chief's coordination service would report it as crashed)."""
+    if several_workers(strategy):
+        def barrier():
+            return strategy.reduce(SUM, strategy.run(tf.ones, args=([],)), axis=None)
+
+        tf.function(barrier, autograph=False)()
+
+
 def train_worker(cfg: PipelineConfig, train: TrainConfig, run_dir, strategy, verbose: int = 0,
                  overwrite: bool = False) -> None:
     """A non-chief worker's part of ``pipeline.train``: train in step with the chief, writing
@@ -372,6 +398,7 @@ def train_worker(cfg: PipelineConfig, train: TrainConfig, run_dir, strategy, ver
     chief = RunDir(chief_run_path(run_dir, strategy))
     if chief.is_trained() and not overwrite:
         print(f"{chief.path} is trained already: nothing for this worker to do", flush=True)
+        finish_together(strategy)
         return
     temp = RunDir(run_dir)
     temp.path.mkdir(parents=True, exist_ok=True)
@@ -381,5 +408,6 @@ def train_worker(cfg: PipelineConfig, train: TrainConfig, run_dir, strategy, ver
                         resume=not overwrite)
     finally:
         shutil.rmtree(temp.path, ignore_errors=True)
-    print(f"worker{worker_suffix(strategy)}: trained in step with the chief, which writes "
-          f"{chief.path}", flush=True)
+    print(f"{worker_suffix(strategy)[1:]}: trained in step with the chief; waiting while it "
+          f"writes and evaluates {chief.path}", flush=True)
+    finish_together(strategy)
