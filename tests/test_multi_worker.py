@@ -129,6 +129,26 @@ def test_custom_loop_on_one_worker_trains_as_fit_does(small_data_dir, tmp_path):
         assert (runs["custom"].path / name).exists(), name
 
 
+
+def test_custom_loop_refuses_what_it_cannot_do(monkeypatch):
+    from types import SimpleNamespace
+
+    from core.config import PipelineConfig, TrainConfig
+    from core.errors import ConfigError
+    from pipeline.experiments import distributed_training
+
+    two_replicas = SimpleNamespace(num_replicas_in_sync=2)
+    with pytest.raises(ConfigError, match="--batch-size 9 is the global batch: it must divide among the 2"):
+        distributed_training.check_distributed(PipelineConfig(batch_size=9), TrainConfig(), two_replicas)
+    distributed_training.check_distributed(PipelineConfig(batch_size=8), TrainConfig(), two_replicas)
+    monkeypatch.setattr(distributed_training, "several_workers", lambda strategy: True)
+    with pytest.raises(ConfigError, match="encoder_classifier: its first training stage"):
+        distributed_training.check_distributed(
+            PipelineConfig(batch_size=8), TrainConfig(model="encoder_classifier"), two_replicas)
+    distributed_training.check_distributed(PipelineConfig(batch_size=8), TrainConfig(model="cnn2d"),
+                                           two_replicas)
+
+
 # --------------------------------------------------------------------------------------------
 # pipeline.train --strategy multi-worker: two workers, one killed mid-epoch and the job restarted
 TRAIN_ARGS = ["--window-seconds", "1.5", "--step-seconds", "1.5", "--dataset-config", "synthetic_small",

@@ -94,11 +94,12 @@ def check_distributed(cfg: PipelineConfig, train: TrainConfig, strategy) -> None
             f"{replicas} replicas of --strategy {train.strategy}"
         )
     approach = get_approach(train.model)
-    if several_workers(strategy) and approach.pretrain is not None and train.pretrain_epochs:
+    if several_workers(strategy) and approach.pretrain is not None:
         raise ConfigError(
-            f"--model {train.model}: its first training stage (pretrain hook) runs model.fit, "
-            "which Keras 3.15 cannot run across several workers (keras-team/keras#20585); "
-            "train it on one machine (--strategy mirrored)"
+            f"--model {train.model}: its first training stage (the pretrain hook: model.fit, "
+            "Normalization.adapt) is written for one machine, and Keras 3.15's model.fit cannot "
+            "run across several workers (keras-team/keras#20585); train it on one machine "
+            "(--strategy mirrored)"
         )
 
 
