@@ -255,23 +255,20 @@ def slices(context):  # every worker reads the whole stream and takes its part o
     return make_dataset(cfg, "train", training=True).repeat().map(part)
 
 
-out = {}
-for dropout in (0.3, 0.0):
-    for inputs in ("files", "slices"):
-        seed_everything(cfg.seed)
-        with strategy.scope():
-            model = build_keras_model(cfg, TrainConfig(model="cnn1d", hparams={"dropout": dropout}), 10)
-            compile_model(model)
-            model.optimizer.build(model.trainable_variables)
-        steps = Steps(strategy, model, model.optimizer, False)
-        ds = (distributed_dataset(cfg, strategy, "train", training=True) if inputs == "files"
-              else strategy.distribute_datasets_from_function(slices))
-        it = iter(ds)
-        losses = [float(s[0] / s[2]) for s in (steps.train(it).numpy() for _ in range(STEPS))]
-        val = steps.validate(distributed_dataset(cfg, strategy, "validation", training=False))
-        out[f"{inputs} dropout={dropout}"] = {
-            "losses": losses, "val_loss": val[0] / val[2], "val_accuracy": val[1] / val[2],
-            "weights": [w.tolist() for w in model.get_weights()]}
+inputs, dropout = sys.argv[3], float(sys.argv[4])  # one model per process (see the test)
+seed_everything(cfg.seed)
+with strategy.scope():
+    model = build_keras_model(cfg, TrainConfig(model="cnn1d", hparams={"dropout": dropout}), 10)
+    compile_model(model)
+    model.optimizer.build(model.trainable_variables)
+steps = Steps(strategy, model, model.optimizer, False)
+ds = (distributed_dataset(cfg, strategy, "train", training=True) if inputs == "files"
+      else strategy.distribute_datasets_from_function(slices))
+it = iter(ds)
+losses = [float(s[0] / s[2]) for s in (steps.train(it).numpy() for _ in range(STEPS))]
+val = steps.validate(distributed_dataset(cfg, strategy, "validation", training=False))
+out = {"losses": losses, "val_loss": val[0] / val[2], "val_accuracy": val[1] / val[2],
+       "weights": [w.tolist() for w in model.get_weights()]}
 if is_chief(strategy):
     json.dump(out, open(sys.argv[2], "w"))
 """
@@ -287,9 +284,9 @@ def _run_cluster(n, script, args, timeout):
                        PYTHONPATH=str(ROOT))
             procs.append(subprocess.Popen([sys.executable, "-c", script, *args], cwd=ROOT, env=env,
                                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True))
-        for proc in procs:
-            out, _ = proc.communicate(timeout=timeout)
-            assert proc.returncode == 0, out[-3000:]
+        outs = [proc.communicate(timeout=timeout)[0] for proc in procs]
+        for index, (proc, out) in enumerate(zip(procs, outs)):
+            assert proc.returncode == 0, f"worker {index}:\n{out[-3000:]}"
     finally:
         for proc in procs:
             if proc.poll() is None:
@@ -313,25 +310,24 @@ def test_two_workers_train_as_one_worker_within_the_stated_tolerance(small_data_
     by per-replica BatchNorm statistics (8 windows instead of 16) and dropout masks, and by the
     order of the sums.  With "files" (what pipeline.train does: each worker reads its own
     files) the global batches hold other windows as well, so the runs take other paths."""
+    runs = {(1, "files", "0.3"), (1, "files", "0.0"), (2, "files", "0.3"), (2, "slices", "0.0")}
     results = {}
-    for n in (1, 2):
-        _run_cluster(n, EQUALITY_WORKER, [small_data_dir, str(tmp_path / f"w{n}.json")], 600)
-        results[n] = json.loads((tmp_path / f"w{n}.json").read_text())
-    one, two = results[1], results[2]
+    for n, inputs, dropout in sorted(runs):
+        out = tmp_path / f"{n}_{inputs}_{dropout}.json"
+        _run_cluster(n, EQUALITY_WORKER, [small_data_dir, str(out), inputs, dropout], 600)
+        results[n, inputs, dropout] = json.loads(out.read_text())
     figures = {}
-    for key in one:
-        reference = one["slices " + key.split(" ")[1]]  # one worker: files == slices
-        figures[key] = {
-            "weights": _relative_difference(reference["weights"], two[key]["weights"]),
-            "first_loss": abs(reference["losses"][0] - two[key]["losses"][0]),
-            "val_loss": abs(reference["val_loss"] - two[key]["val_loss"]),
-            "val_accuracy": abs(reference["val_accuracy"] - two[key]["val_accuracy"]),
+    for inputs, dropout in (("files", "0.3"), ("slices", "0.0")):
+        one, two = results[1, "files", dropout], results[2, inputs, dropout]  # 1 worker: files = slices
+        figures[f"{inputs}, dropout {dropout}"] = {
+            "weights": _relative_difference(one["weights"], two["weights"]),
+            "first_loss": abs(one["losses"][0] - two["losses"][0]),
+            "last_loss": abs(one["losses"][-1] - two["losses"][-1]),
+            "val_loss": abs(one["val_loss"] - two["val_loss"]),
+            "val_accuracy": abs(one["val_accuracy"] - two["val_accuracy"]),
         }
     print(json.dumps(figures, indent=1))
-    for key in one:  # one worker under MWMS: the same whatever the input mode
-        assert one[key]["losses"] == one["slices " + key.split(" ")[1]]["losses"]
-    # the first step's loss is computed before any update: BN statistics per replica change it
-    # only through the normalisation of each half (dropout=0), not through the data
-    assert figures["slices dropout=0.0"]["first_loss"] < 0.05
-    assert figures["slices dropout=0.0"]["weights"] < 0.1
-    assert figures["slices dropout=0.0"]["val_loss"] < 0.1
+    print(json.dumps({f"{n} {i} {d}": {k: v for k, v in r.items() if k != "weights"}
+                      for (n, i, d), r in results.items()}, indent=1))
+    same = figures["slices, dropout 0.0"]
+    assert same["first_loss"] < 0.05 and same["weights"] < 0.1 and same["val_loss"] < 0.1
