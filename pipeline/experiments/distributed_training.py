@@ -312,6 +312,7 @@ def _run_epochs(cfg, train, strategy, steps_fn, state, checkpoints, records, ver
         start, first = time.perf_counter(), int(state.step.numpy())
         train_sums = _train_epoch(steps_fn, iterator, state, checkpoints, steps, train,
                                   show=verbose == 1 and records is not None)
+        trained = time.perf_counter() - start
         logs = _logs(train_sums, steps_fn.validate(validation))
         epoch = int(state.epoch.numpy())
         improved = state.end_epoch(float(logs["val_accuracy"]), train.patience)
@@ -321,8 +322,8 @@ def _run_epochs(cfg, train, strategy, steps_fn, state, checkpoints, records, ver
         checkpoints.save()  # last: a checkpoint never claims an epoch whose records are missing
         if verbose and records is not None:
             print(f"epoch {epoch + 1}/{train.epochs}: " + ", ".join(
-                f"{k} {v:.4f}" for k, v in logs.items()) + f" ({time.perf_counter() - start:.1f} s, "
-                f"{(steps - first) / (time.perf_counter() - start):.2f} steps/s)", flush=True)
+                f"{k} {v:.4f}" for k, v in logs.items()) + f" ({time.perf_counter() - start:.1f} s; "
+                f"training {(steps - first) / trained:.2f} steps/s)", flush=True)
 
 
 def _cause(message: str) -> str:
