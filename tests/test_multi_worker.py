@@ -175,8 +175,10 @@ def _wait(proc, deadline):
 
 
 @pytest.mark.timeout(600)
-def test_two_workers_train_one_run_and_resume_after_a_worker_is_killed(small_data_dir, tmp_path):
-    from pipeline import evaluate
+def test_two_workers_train_one_run_and_resume_after_a_worker_is_killed(small_data_dir, tmp_path, capsys):
+    import soundfile as sf
+
+    from pipeline import evaluate, predict
 
     run = tmp_path / "run"
     args = [*TRAIN_ARGS, "--data-dir", small_data_dir, "--run-dir", str(run)]
@@ -223,9 +225,13 @@ def test_two_workers_train_one_run_and_resume_after_a_worker_is_killed(small_dat
         assert [row["epoch"] for row in csv.DictReader(f)] == ["0", "1"]  # each epoch once
     metrics = json.loads((run / "metrics.json").read_text())
     assert metrics["num_songs"] == 10 and 0.0 <= metrics["window_accuracy"] <= 1.0
-    # the run is an ordinary one: pipeline.evaluate reads it (predict/export: the slow test)
+    # the run is an ordinary one: pipeline.evaluate and pipeline.predict read it
     assert evaluate.main(["--run", str(run), "--split", "validation", "--quiet"]) == 0
     assert json.loads((run / "metrics_validation.json").read_text())["num_songs"] == 10
+    song = tmp_path / "song.wav"
+    sf.write(song, 0.1 * np.random.default_rng(0).standard_normal(3 * 22050).astype(np.float32), 22050)
+    assert predict.main([str(song), "--run", str(run), "--json"]) == 0
+    assert len(json.loads(capsys.readouterr().out.splitlines()[-1])["window_probabilities"]) == 2
 
 
 # --------------------------------------------------------------------------------------------
