@@ -55,7 +55,8 @@ _HELP = {
     "pad_mode": "centre padding: zeros ('constant', librosa 0.10+) or 'reflect'",
     "amin": "power floor before the log",
     "top_db": "dynamic range (dB) kept below each window's peak",
-    "batch_size": "windows per batch",
+    "batch_size": "windows per batch (under a tf.distribute strategy: the global batch, shared by "
+    "the replicas)",
     "shuffle_buffer": "training windows shuffled together (blocks of this many windows of "
     "consecutive shuffled songs, each block permuted; bounds memory)",
     "random_offsets": "training: windows start anywhere in the song, drawn again every epoch",
