@@ -386,7 +386,10 @@ def finish_together(strategy: tf.distribute.Strategy) -> None:
         def barrier():
             return strategy.reduce(SUM, strategy.run(tf.ones, args=([],)), axis=None)
 
-        tf.function(barrier, autograph=False)()
+        try:
+            tf.function(barrier, autograph=False)()
+        except tf.errors.UnavailableError as e:  # this worker's part is done and written
+            print(f"warning: another worker left before the end ({_cause(e.message)})", flush=True)
 
 
 def train_worker(cfg: PipelineConfig, train: TrainConfig, run_dir, strategy, verbose: int = 0,
