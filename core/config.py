@@ -298,6 +298,12 @@ class TrainConfig:
     refit: bool = True
     strategy: str = "default"  # tf.distribute strategy, one of STRATEGIES
     deterministic: bool = True  # tf.config.experimental.enable_op_determinism()
+    # --- distributed training without model.fit (pipeline/experiments/distributed_training.py)
+    # Train with the tf.distribute custom loop instead of model.fit; always on with
+    # --strategy multi-worker across several workers (Keras 3.15's fit cannot run there).
+    custom_loop: bool = False
+    # Multi-worker: also checkpoint every this many steps inside an epoch (0: at epoch ends only)
+    checkpoint_steps: int = 0
 
     def validate(self) -> "TrainConfig":
         if self.epochs <= 0:
@@ -306,6 +312,8 @@ class TrainConfig:
             raise ConfigError(f"learning_rate must be positive, got {self.learning_rate}")
         if self.patience < 0 or self.pretrain_epochs < 0:
             raise ConfigError("patience and pretrain_epochs must not be negative")
+        if self.checkpoint_steps < 0:
+            raise ConfigError(f"checkpoint_steps must not be negative, got {self.checkpoint_steps}")
         if self.strategy not in STRATEGIES:
             raise ConfigError(
                 f"unknown strategy {self.strategy!r}; valid: {', '.join(STRATEGIES)}"

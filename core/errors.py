@@ -29,6 +29,10 @@ class BusyError(UserError):
     """A run directory, report or search that another live process is writing."""
 
 
+class WorkerLostError(UserError):
+    """A worker of a multi-worker cluster stopped mid-training: restart them all to resume."""
+
+
 class DatasetNotBuiltError(UserError):
     """The TFRecords of a dataset config are missing and cannot be built automatically."""
 

@@ -8,6 +8,10 @@ from the last finished epoch; a finished run is reported, not retrained (--overw
 An approach built on a pretrained network sets the pipeline it needs (--model musicnn: the
 musicnn transform, 16 kHz, 2.976 s windows); a flag that contradicts it is refused.
 
+--strategy multi-worker (TF_CONFIG names the cluster; every worker runs the same command):
+the workers train one model together with the tf.distribute custom loop, the chief writes and
+evaluates the run directory, the others keep only temporary checkpoints (docs/distributed.md).
+
 --folds K: k-fold cross-validation by song. The songs of all splits are pooled into K
 genre-stratified folds; each fold is trained and tested as a run of its own
 (<run-dir>/fold_<i>, finished folds are reused) and the out-of-fold song accuracy is reported
@@ -76,6 +80,12 @@ def main(argv=None) -> int:
         configure_determinism(train.deterministic)
         return cross_validate(args, cfg, train)
     run_dir = (args.run_dir or default_run_dir(cfg, train)) + worker_suffix(strategy)
+    if worker_suffix(strategy):  # a non-chief worker: trains in step, the chief writes the run
+        from pipeline.experiments.distributed_training import train_worker
+
+        configure_determinism(train.deterministic)
+        train_worker(cfg, train, run_dir, strategy, verbose=args.verbose, overwrite=args.overwrite)
+        return 0
     if not args.overwrite and RunDir(run_dir).is_evaluated():
         RunDir(run_dir).check_same_config(cfg, train)
         print(f"{run_dir} holds a finished run of this configuration: reporting it "
@@ -83,6 +93,9 @@ def main(argv=None) -> int:
     configure_determinism(train.deterministic)
     result = train_run(cfg, train, run_dir, verbose=args.verbose, overwrite=args.overwrite,
                        strategy=strategy)
+    from pipeline.experiments.distributed_training import finish_together
+
+    finish_together(strategy)  # several workers: the others waited for this evaluation
     print()
     print(format_summary(result, f"{train.model} on {cfg.transform.name} - {cfg.dataset.name} test split"))
     print(f"run directory: {run_dir} (metrics.json, confusion_matrix.png, training_curves.png)")

@@ -60,7 +60,8 @@ _HELP = {
     "pad_mode": "centre padding: zeros ('constant', librosa 0.10+) or 'reflect'",
     "amin": "power floor before the log",
     "top_db": "dynamic range (dB) kept below each window's peak",
-    "batch_size": "windows per batch",
+    "batch_size": "windows per batch (under a tf.distribute strategy: the global batch, shared by "
+    "the replicas)",
     "shuffle_buffer": "training windows shuffled together (blocks of this many windows of "
     "consecutive shuffled songs, each block permuted; bounds memory)",
     "random_offsets": "training: windows start anywhere in the song, drawn again every epoch",
@@ -85,6 +86,10 @@ _HELP = {
     "strategy": f"tf.distribute strategy: {', '.join(STRATEGIES)}",
     "refit": "scikit-learn approaches: after scoring on validation, refit on train + validation",
     "deterministic": "deterministic TF ops (same seed, same result on CPU)",
+    "custom_loop": "train with the tf.distribute custom loop instead of model.fit (always used "
+    "by --strategy multi-worker across several workers: docs/distributed.md)",
+    "checkpoint_steps": "custom loop: also checkpoint every this many steps inside an epoch, "
+    "so a killed worker loses less (0: at the end of each epoch only)",
 }
 
 _CHOICES = {

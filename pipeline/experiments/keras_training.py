@@ -76,13 +76,14 @@ def worker_input_context(strategy: tf.distribute.Strategy) -> Optional[tf.distri
 
 
 def check_strategy(strategy: tf.distribute.Strategy) -> None:
-    """ConfigError for a strategy ``model.fit`` cannot run under with this Keras."""
+    """ConfigError for a strategy ``model.fit`` cannot run under with this Keras (the custom
+    loop of ``distributed_training`` can: ``training.train_run`` takes it there)."""
     if worker_input_context(strategy) is not None:
         raise ConfigError(
             "--strategy multi-worker with several workers: Keras 3's model.fit does not run under "
             "MultiWorkerMirroredStrategy across workers (keras-team/keras#20585: it fails "
-            "converting PerReplica batches); each worker's input is sharded and ready "
-            "(fit_datasets) for when it does. Use --strategy mirrored (all devices of one machine)"
+            "converting PerReplica batches); pipeline.train trains across workers with the "
+            "tf.distribute custom loop instead (distributed_training.fit_distributed)"
         )
 
 

@@ -6,8 +6,9 @@ Shared by ``pipeline.train`` (one approach), ``pipeline.compare`` (a grid, or k 
 1. refuse what cannot work before writing anything (approach/transform pair, hyperparameters,
    optimizer, a split without windows, a run directory of another configuration, a run
    directory another process is writing);
-2. fit (Keras: resuming from the last finished epoch after a kill; scikit-learn: on vectors
-   streamed from the pipeline), seeded by ``cfg.seed``;
+2. fit (Keras: resuming from the last finished epoch after a kill; ``model.fit``, or the
+   tf.distribute custom loop of ``distributed_training`` across several workers or with
+   ``custom_loop``; scikit-learn: on vectors streamed from the pipeline), seeded by ``cfg.seed``;
 3. evaluate on validation, write ``training.json``, commit the model file (atomic rename)
    (scikit-learn: scored on validation, then refitted on train + validation, see
    ``sklearn_training``);
@@ -22,6 +23,11 @@ from __future__ import annotations
 from typing import Optional
 
 from core.config import PipelineConfig, TrainConfig
+from pipeline.experiments.distributed_training import (
+    check_distributed,
+    fit_distributed,
+    uses_custom_loop,
+)
 from pipeline.experiments.evaluation import evaluate_run, evaluate_split, require_windows
 from pipeline.experiments.keras_training import check_strategy, commit_keras_model, fit_keras
 from pipeline.experiments.predictor import Predictor
@@ -54,7 +60,9 @@ def train_run(cfg: PipelineConfig, train: TrainConfig, run_dir, *, verbose: int 
     ``strategy``: the tf.distribute strategy (default: made from ``train.strategy``).
     """
     check_trainable(cfg, train)
-    if strategy is not None:
+    if strategy is not None and uses_custom_loop(train, strategy):
+        check_distributed(cfg, train, strategy)  # several workers: the custom loop, not fit
+    elif strategy is not None:
         check_strategy(strategy)
     run = RunDir(run_dir)
     with run.lock():
@@ -93,7 +101,9 @@ def _train(run: RunDir, cfg: PipelineConfig, train: TrainConfig, verbose: int, s
                     model_input_shape=list(model_input_shape(cfg)))
     seed_everything(cfg.seed)
     if approach.kind == "keras":
-        model, info = fit_keras(cfg, train, run, len(names), verbose, strategy)
+        custom = train.custom_loop or (strategy is not None and uses_custom_loop(train, strategy))
+        fit = fit_distributed if custom else fit_keras
+        model, info = fit(cfg, train, run, len(names), verbose, strategy)
         predictor = Predictor(model, "keras", cfg, names, train)
         validation = evaluate_split(predictor, "validation", verbose=bool(verbose))
     else:  # scored on validation before its refit on train + validation
