@@ -20,7 +20,8 @@ stays flat whatever the number of songs.  Windows are kept as int16 until the tr
 no resampling is needed: a block then costs half as much.  Where the time goes, and why the
 graph looks like this: docs/performance.md.
 
-Prediction (``features_from_audio``) and the benchmark use the same functions (``resample``,
+Prediction (``features_from_audio``, ``features_from_blocks`` for a file of any length) and the
+benchmark use the same functions (``resample``,
 ``cut_windows``, ``audio_to_float``, ``make_transform``), so training, evaluation and
 prediction share one implementation.
 """
@@ -30,7 +31,7 @@ from __future__ import annotations
 import json
 import shlex
 from pathlib import Path
-from typing import Optional
+from typing import Iterable, Iterator, Optional
 
 import numpy as np
 import tensorflow as tf
@@ -38,10 +39,11 @@ import tensorflow as tf
 from core.audio import SAMPLE_RATE
 from core.config import SPLITS, DatasetConfig, PipelineConfig
 from core.errors import ConfigError, DatasetNotBuiltError
-from core.resample import resample
+from core.resample import StreamResampler, resample
 from pipeline.stream import augment, folds
 from pipeline.stream.transforms import compiled_transform, make_transform
 from pipeline.stream.windowing import (
+    WindowStream,
     audio_to_float,
     cut_windows,
     frame_windows,
@@ -446,3 +448,38 @@ def features_from_audio(
         .map(cut, num_parallel_calls=AUTOTUNE, deterministic=True)
         .prefetch(AUTOTUNE)
     )
+
+
+def features_from_blocks(
+    blocks: Iterable[np.ndarray],
+    cfg: PipelineConfig,
+    batch_size: Optional[int] = None,
+    *,
+    apply_transform: Optional[bool] = None,
+    jit_compile: bool = True,
+) -> Iterator[tf.Tensor]:
+    """``features_from_audio`` of a file given as consecutive float blocks at 22,050 Hz.
+
+    Memory is bounded by one block and one batch, whatever the file's length: the blocks are
+    resampled to ``cfg.window.sample_rate`` by ``core.resample.StreamResampler`` (the state
+    carried across blocks: the samples of ``resample`` on the whole file), cut by
+    ``windowing.WindowStream`` (the windows of ``frame_windows``, with ``cut_windows``) and
+    transformed batch by batch by the transform training compiles.  Yields the batches of
+    ``features_from_audio`` of the joined blocks (tests/test_long_audio.py).
+    """
+    cfg.validate()
+    batch_size = batch_size or cfg.batch_size
+    if apply_transform is None:
+        apply_transform = cfg.transform_placement == "data"
+    transform = _transform_fn(cfg, jit_compile) if apply_transform else None
+    resampler = StreamResampler(SAMPLE_RATE, cfg.window.sample_rate)
+    windows = WindowStream(cfg.window, batch_size)
+
+    def features(batches):
+        for batch in batches:
+            yield transform(batch) if transform is not None else batch
+
+    for block in blocks:
+        yield from features(windows.push(resampler.process(block)))
+    windows.push(resampler.flush())
+    yield from features(windows.finish())
