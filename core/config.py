@@ -348,8 +348,9 @@ class ServeConfig:
                 "from the header before decoding)"})
     request_timeout_seconds: float = dataclasses.field(default=60.0, metadata={
         "help": "time limit of one prediction, waiting for its turn included (past it: 503)"})
-    threads: int = dataclasses.field(default=4, metadata={
-        "help": "waitress worker threads (predictions still run one at a time)"})
+    threads: int = dataclasses.field(default=16, metadata={
+        "help": "waitress worker threads: requests answered at once (predictions still run one "
+                "at a time; a request waiting for its turn holds a thread)"})
     top: int = dataclasses.field(default=3, metadata={"help": "genres listed"})
 
     def validate(self) -> "ServeConfig":

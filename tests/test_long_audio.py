@@ -4,8 +4,6 @@ doing it on the whole file."""
 
 from __future__ import annotations
 
-import struct
-
 import numpy as np
 import pytest
 import soundfile as sf
@@ -111,16 +109,19 @@ def test_a_format_without_a_reliable_length_is_stopped_at_the_limit(tmp_path):
     assert 10 * SAMPLE_RATE < sum(len(b) for b in decoded) <= 12.5 * SAMPLE_RATE
 
 
-def test_a_header_that_understates_the_length_is_stopped_at_the_limit(tmp_path):
-    """A WAV whose header says 1 s but holds 20 s: libsndfile trusts the header."""
-    path = tmp_path / "liar.wav"
+def test_a_flac_without_its_length_is_stopped_at_the_limit(tmp_path):
+    """A FLAC stream whose STREAMINFO says 'total samples unknown' (0), as streaming encoders
+    write it: libsndfile reports 2**63-1 frames; decoding stops at the limit."""
+    path = tmp_path / "streamed.flac"
     sf.write(path, noise(20.0, 8_000), 8_000, subtype="PCM_16")
     data = bytearray(path.read_bytes())
-    data_at = data.index(b"data")
-    struct.pack_into("<I", data, data_at + 4, 8_000 * 2)  # 1 s of int16
+    data[21] &= 0xF0  # the 36-bit total sample count: low 4 bits of byte 21, bytes 22-25
+    data[22:26] = bytes(4)
     path.write_bytes(bytes(data))
-    seconds = sum(len(b) for b in audio_io.stream_audio(path, max_seconds=5.0)) / SAMPLE_RATE
-    assert seconds <= 5.0
+    assert audio_io.audio_info(path).frames is None
+    with pytest.raises(AudioTooLongError, match="more than 5 s of audio decoded"):
+        for _ in audio_io.stream_audio(path, max_seconds=5.0, block_seconds=2.0):
+            pass
 
 
 def test_blocks_are_bounded_and_join_to_read_audio(tmp_path):

@@ -69,8 +69,9 @@ def predict_file(predictor: Predictor, path, batch_size: int | None = None, *,
         path, deadline))
     probs = []
     try:
-        for x in _checked_time(features_from_blocks(blocks, cfg, batch_size or cfg.batch_size),
-                               path, deadline):
+        features = features_from_blocks(blocks, cfg, batch_size or cfg.batch_size,
+                                        transform=predictor.batch_transform())
+        for x in _checked_time(features, path, deadline):
             probs.append(predictor.predict_batch(x))
     except AudioDecodeError as e:
         if e.reason.startswith("truncated"):

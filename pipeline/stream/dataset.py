@@ -52,6 +52,7 @@ from pipeline.stream.windowing import (
 )
 
 AUTOTUNE = tf.data.AUTOTUNE
+_DEFAULT = object()  # features_from_blocks: build the transform
 
 # Training: songs shuffled in a buffer of this many (int16, ~1.3 MB each) before windowing;
 # their windows are then permuted in blocks of PipelineConfig.shuffle_buffer windows.
@@ -450,12 +451,21 @@ def features_from_audio(
     )
 
 
+def batch_transform(cfg: PipelineConfig, jit_compile: bool = True):
+    """The transform ``features_from_blocks`` applies to each batch of windows (None when the
+    model computes it, placement "model").  Build it once and pass it to every call: each new
+    compiled function compiles again (seconds, and memory a long-running server keeps)."""
+    if cfg.transform_placement != "data":
+        return None
+    return _transform_fn(cfg, jit_compile)
+
+
 def features_from_blocks(
     blocks: Iterable[np.ndarray],
     cfg: PipelineConfig,
     batch_size: Optional[int] = None,
     *,
-    apply_transform: Optional[bool] = None,
+    transform=_DEFAULT,
     jit_compile: bool = True,
 ) -> Iterator[tf.Tensor]:
     """``features_from_audio`` of a file given as consecutive float blocks at 22,050 Hz.
@@ -464,22 +474,32 @@ def features_from_blocks(
     resampled to ``cfg.window.sample_rate`` by ``core.resample.StreamResampler`` (the state
     carried across blocks: the samples of ``resample`` on the whole file), cut by
     ``windowing.WindowStream`` (the windows of ``frame_windows``, with ``cut_windows``) and
-    transformed batch by batch by the transform training compiles.  Yields the batches of
+    transformed batch by batch by the transform training compiles (``transform``: from
+    ``batch_transform``, built here when not given).  A smaller last batch is zero-padded to a
+    power of two before the transform and cut after it, so a compiled transform meets at most
+    log2(batch_size) + 1 shapes however many files it serves.  Yields the batches of
     ``features_from_audio`` of the joined blocks (tests/test_long_audio.py).
     """
     cfg.validate()
     batch_size = batch_size or cfg.batch_size
-    if apply_transform is None:
-        apply_transform = cfg.transform_placement == "data"
-    transform = _transform_fn(cfg, jit_compile) if apply_transform else None
+    if transform is _DEFAULT:
+        transform = batch_transform(cfg, jit_compile)
     resampler = StreamResampler(SAMPLE_RATE, cfg.window.sample_rate)
     windows = WindowStream(cfg.window, batch_size)
 
     def features(batches):
         for batch in batches:
-            yield transform(batch) if transform is not None else batch
+            yield _padded_call(transform, batch, batch_size) if transform is not None else batch
 
     for block in blocks:
         yield from features(windows.push(resampler.process(block)))
     windows.push(resampler.flush())
     yield from features(windows.finish())
+
+
+def _padded_call(fn, batch: tf.Tensor, batch_size: int) -> tf.Tensor:
+    n = int(batch.shape[0])
+    size = min(batch_size, 1 << max(n - 1, 0).bit_length())  # the next power of two
+    if size == n:
+        return fn(batch)
+    return fn(tf.pad(batch, [[0, size - n], [0, 0]]))[:n]
