@@ -10,7 +10,9 @@ whose output has two consumers, the sorted shard ids (a side input) and a per-sh
 
 Observed on the project's 2-core VM at load average 19-20 (an earlier version of this script
 that printed groups and examples only): 3 runs in 4 lost groups ("groups 20 examples 248",
-17/211, 19/236; expected 21/260).  REPRO_IDS  The gtzan_tfds builds failed the same way (2 of 4
+17/211, 19/236; expected 21/260).  This script, 3 runs at load 22-24: "groups 18 ids [21]
+examples 223", "groups 16 ids [21] examples 198", then 21/260: the side input saw all 21
+keys, the Map fewer.  The gtzan_tfds builds failed the same way (2 of 4
 2x builds at load 15-23: whole shards missing, their "Writing N examples" lines absent, while
 the shard-count side input said 21).
 Code involved (not fixed here): apache_beam/runners/portability/fn_api_runner/
