@@ -38,7 +38,7 @@ def noise(seconds: float, sr: int, channels: int = 1, seed: int = 0) -> np.ndarr
 # --- the resampler's streaming form ----------------------------------------------------------
 @pytest.mark.parametrize("rates", [(44_100, 22_050), (48_000, 22_050), (22_050, 16_000),
                                    (8_000, 22_050), (22_050, 22_050)])
-@pytest.mark.parametrize("block", [997, 44_100])
+@pytest.mark.parametrize("block", [997])
 def test_streamed_resampling_equals_resampling_the_whole_signal(rates, block):
     x = noise(1.3, rates[0])[:, 0]
     whole = resample(tf.constant(x), *rates).numpy()
