@@ -219,6 +219,17 @@ def test_truncated_file_is_predicted_on_request(keras_run, audio_files, capsys):
     assert "half.wav: " in out and "1 window(s)" in out  # 2 s of the 4 s are there
 
 
+def test_predict_max_audio_seconds_refuses_a_longer_file(keras_run, audio_files, capsys):
+    """Issue 20: predict streams any length by default; --max-audio-seconds sets a limit,
+    applied from the header before decoding."""
+    path = audio_files["stereo_44k"]  # 4 s
+    code, out, err = cli(predict.main, [path, "--run", keras_run, "--max-audio-seconds", "3"],
+                         capsys)
+    assert code == 1 and f"error: {path}: too long: 4 s of audio, the limit is 3 s" in err
+    code, out, _ = cli(predict.main, [path, "--run", keras_run], capsys)
+    assert code == 0 and "2 window(s)" in out
+
+
 def test_predict_cli_subprocess_prints_no_traceback(keras_run, audio_files):
     files = [audio_files[n] for n in ("odd_name", "corrupt", "empty", "not_audio")]
     proc = subprocess.run([sys.executable, "-m", "pipeline.predict", *map(str, files), "--run",
