@@ -326,3 +326,55 @@ class TrainConfig:
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "TrainConfig":
         return _from_dict(cls, d)
+
+
+# --- Decoded-length limits and the page's server (issue 20) -----------------------------------
+# How much decoded audio each entry point accepts.  A file's length is read from its header
+# before decoding (gtzan_tfds.audio_io), so a small file holding hours of audio (a 1.9 MB FLAC of
+# 3 hours) is refused at once; formats with no reliable length are stopped at the limit.
+BUILD_MAX_SONG_SECONDS = 900.0  # the builder, per song (GtzanConfig.max_song_seconds)
+EXPORT_MAX_INPUT_SECONDS = 600.0  # the SavedModel holds its whole input: stated in its metadata
+
+
+@dataclasses.dataclass
+class PredictConfig:
+    """``python -m pipeline.predict``: streamed, so any length by default."""
+
+    max_audio_seconds: Optional[float] = dataclasses.field(default=None, metadata={
+        "help": "refuse files with more audio than this, in seconds (default None: any length; "
+                "files are decoded and predicted in blocks)"})
+
+    def validate(self) -> "PredictConfig":
+        if self.max_audio_seconds is not None and self.max_audio_seconds <= 0:
+            raise ConfigError(f"max_audio_seconds must be positive, got {self.max_audio_seconds}")
+        return self
+
+
+@dataclasses.dataclass
+class ServeConfig:
+    """``python -m pipeline.serve``: the page on waitress, bounded per request."""
+
+    host: str = dataclasses.field(default="127.0.0.1", metadata={
+        "help": "address to listen on (127.0.0.1: this machine only)"})
+    port: int = dataclasses.field(default=8000, metadata={"help": "port"})
+    max_upload_mb: float = dataclasses.field(default=50.0, metadata={
+        "help": "largest upload accepted, in MB (larger: 413)"})
+    max_audio_seconds: float = dataclasses.field(default=600.0, metadata={
+        "help": "longest audio accepted, in seconds of decoded audio (longer: 400, decided "
+                "from the header before decoding)"})
+    request_timeout_seconds: float = dataclasses.field(default=60.0, metadata={
+        "help": "time limit of one prediction, waiting for its turn included (past it: 503)"})
+    threads: int = dataclasses.field(default=16, metadata={
+        "help": "waitress worker threads: requests answered at once (predictions still run one "
+                "at a time; a request waiting for its turn holds a thread)"})
+    top: int = dataclasses.field(default=3, metadata={"help": "genres listed"})
+
+    def validate(self) -> "ServeConfig":
+        for name in ("max_upload_mb", "max_audio_seconds", "request_timeout_seconds"):
+            if getattr(self, name) <= 0:
+                raise ConfigError(f"{name} must be positive, got {getattr(self, name)}")
+        if not 0 < self.port < 65536:
+            raise ConfigError(f"port must be in 1..65535, got {self.port}")
+        if self.threads < 1 or self.top < 1:
+            raise ConfigError("threads and top must be at least 1")
+        return self

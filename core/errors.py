@@ -64,3 +64,12 @@ class AudioDecodeError(UserError):
     @classmethod
     def for_file(cls, path, reason: str) -> "AudioDecodeError":
         return cls(f"{os.fspath(path)}: {reason}", path=os.fspath(path), reason=reason)
+
+
+class AudioTooLongError(AudioDecodeError):
+    """Audio longer than the entry point's decoded-duration limit; the message names the file,
+    its duration (or how much was decoded before the limit stopped it) and the limit."""
+
+
+class TimeLimitError(UserError):
+    """Work on one request that ran past its time limit; the message names the limit."""

@@ -29,3 +29,16 @@ def limit_arenas(arenas: int = ARENAS) -> bool:
     except (OSError, AttributeError):  # no shared C library, or not glibc
         return False
     return bool(mallopt(M_ARENA_MAX, arenas))
+
+
+def trim() -> bool:
+    """malloc_trim(0) where the C library is glibc: hand freed heap memory back to the system
+    (a server calls it after each request, so one big request does not keep its peak)."""
+    name = ctypes.util.find_library("c")
+    if not name:
+        return False
+    try:
+        malloc_trim = ctypes.CDLL(name).malloc_trim
+    except (OSError, AttributeError):
+        return False
+    return bool(malloc_trim(0))

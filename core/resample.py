@@ -57,14 +57,7 @@ def resample(audio: tf.Tensor, rate_in: int, rate_out: int) -> tf.Tensor:
         return audio
     if not audio.dtype.is_floating:
         raise TypeError(f"resample needs float audio, got {audio.dtype}")
-    g = math.gcd(rate_in, rate_out)
-    up, down = rate_out // g, rate_in // g
-    # With few phases (22,050 -> 11,025 is 1/2) the convolution would have one output
-    # channel, which CPUs run ~8x slower than a wide one: compute _MIN_PHASES outputs per
-    # step instead (same filter, so the same result).
-    if up < _MIN_PHASES:
-        factor = -(-_MIN_PHASES // up)
-        up, down = up * factor, down * factor
+    up, down = _phases(rate_in, rate_out)
     kernel_np, half = _polyphase_kernel(up, down)
     kernel = tf.constant(kernel_np, dtype=audio.dtype)  # [down + 2 * half, 1, up]
 
@@ -81,6 +74,83 @@ def resample(audio: tf.Tensor, rate_in: int, rate_out: int) -> tf.Tensor:
     y = tf.nn.conv1d(x[:, :, None], kernel, stride=down, padding="VALID")  # [B, blocks, up]
     y = tf.reshape(y, [tf.shape(y)[0], -1])[:, :n_out]
     return tf.reshape(y, tf.concat([batch_shape, [n_out]], axis=0))
+
+
+def _phases(rate_in: int, rate_out: int) -> tuple[int, int]:
+    """(up, down): the reduced ratio, scaled up to at least _MIN_PHASES output phases."""
+    g = math.gcd(rate_in, rate_out)
+    up, down = rate_out // g, rate_in // g
+    # With few phases (22,050 -> 11,025 is 1/2) the convolution would have one output
+    # channel, which CPUs run ~8x slower than a wide one: compute _MIN_PHASES outputs per
+    # step instead (same filter, so the same result).
+    if up < _MIN_PHASES:
+        factor = -(-_MIN_PHASES // up)
+        up, down = up * factor, down * factor
+    return up, down
+
+
+class StreamResampler:
+    """``resample`` of a long signal given block by block, in memory bounded by one block.
+
+    ``process(block)`` returns the output samples the input so far determines; ``flush()``
+    returns the rest (the samples whose filter reaches past the end, where the signal is zero)
+    and ends the stream.  The concatenated outputs equal ``resample`` of the whole signal: the
+    same kernel and the same input samples make every output, only the convolution's float32
+    summation order may differ (tests/test_long_audio.py: max |difference| <= 1e-6 for audio in
+    [-1, 1]).  What is kept between blocks: the last ``down + 2 * half`` input samples.
+    """
+
+    def __init__(self, rate_in: int, rate_out: int):
+        self.rate_in, self.rate_out = int(rate_in), int(rate_out)
+        if self.rate_in <= 0 or self.rate_out <= 0:
+            raise ValueError(f"sample rates must be positive, got {rate_in} -> {rate_out}")
+        self._n_in = 0  # input samples seen
+        self._n_out = 0  # output samples returned
+        if self.rate_in == self.rate_out:
+            return
+        self._up, self._down = _phases(self.rate_in, self.rate_out)
+        kernel, self._half = _polyphase_kernel(self._up, self._down)
+        self._kernel = tf.constant(kernel)
+        # input not consumed yet; index 0 is input sample (blocks done * down - half), and
+        # the signal starts with `half` zeros, as resample pads it
+        self._pending = np.zeros(self._half, np.float32)
+
+    def process(self, block) -> np.ndarray:
+        """The output samples that ``block`` (1-D float, the next input samples) completes."""
+        block = np.asarray(block, np.float32).reshape(-1)
+        self._n_in += len(block)
+        if self.rate_in == self.rate_out:
+            self._n_out += len(block)
+            return block
+        self._pending = np.concatenate([self._pending, block])
+        width = self._down + 2 * self._half
+        ready = (len(self._pending) - width) // self._down + 1 if len(self._pending) >= width else 0
+        return self._convolve(ready)
+
+    def flush(self) -> np.ndarray:
+        """The last output samples: ``ceil(n * rate_out / rate_in)`` in all, as ``resample``."""
+        if self.rate_in == self.rate_out:
+            return np.zeros(0, np.float32)
+        up, down = self._up, self._down
+        total = (self._n_in * up + down - 1) // down
+        blocks = (total + up - 1) // up - self._n_out // up  # output blocks still to compute
+        if blocks <= 0:
+            return np.zeros(0, np.float32)
+        needed = (blocks - 1) * down + down + 2 * self._half
+        self._pending = np.pad(self._pending, (0, max(needed - len(self._pending), 0)))
+        end = total - self._n_out
+        return self._convolve(blocks)[:end]
+
+    def _convolve(self, blocks: int) -> np.ndarray:
+        if blocks <= 0:
+            return np.zeros(0, np.float32)
+        used = (blocks - 1) * self._down + self._down + 2 * self._half
+        x = tf.constant(self._pending[None, :used, None])
+        y = tf.nn.conv1d(x, self._kernel, stride=self._down, padding="VALID")
+        self._pending = self._pending[blocks * self._down:]
+        out = y.numpy().reshape(-1)
+        self._n_out += len(out)
+        return out
 
 
 @functools.lru_cache(maxsize=16)

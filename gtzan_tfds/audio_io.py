@@ -1,11 +1,19 @@
 """Decode an audio file to the stored format: mono float32 at 22,050 Hz (int16 via core.audio).
 
-One decoder for the dataset builder and for `pipeline.predict`, so a song is turned into samples
-the same way at training and at prediction time.  The file is read through `tf.io.gfile`, so a
-path may be local or on any file system TensorFlow reaches (`gs://...`: a manual dir in a
-bucket works for a Beam build on remote workers); libsndfile (via soundfile) decodes the bytes:
-.au, .wav, .flac, .ogg, .mp3 and .aiff.  Stereo is downmixed by the mean of the channels and
-other rates are resampled with the project's one resampler, `core.resample.resample`.
+One decoder for the dataset builder, `pipeline.predict` and the page, so a song is turned into
+samples the same way at training and at prediction time.  A local path is opened directly, any
+other (`gs://...`: a manual dir in a bucket works for a Beam build on remote workers) through
+`tf.io.gfile`; libsndfile (via soundfile) decodes: .au, .wav, .flac, .ogg, .mp3 and .aiff.
+Stereo is downmixed by the mean of the channels and other rates are resampled with the
+project's one resampler (`core.resample`, its streaming form `StreamResampler`).
+
+The length is known before decoding (issue 20: a 1.9 MB FLAC holds 3 hours of audio, 3.8 GB
+as float32 stereo).  `audio_info` reads the header only; `stream_audio` decodes in blocks of
+`BLOCK_SECONDS`, each downmixed and resampled with the resampler's state carried from block to
+block, so memory is one block whatever the length; `read_audio` joins the blocks (a whole song,
+for the dataset builder).  `max_seconds` is refused from the header before any decoding
+(`AudioTooLongError`, naming the file, its duration and the limit), and for formats whose
+header states no reliable length (MP3, Ogg) decoding stops as soon as the limit is passed.
 
 Why that resampler and not `scipy.signal.resample_poly` (which this module used before):
 measured on the first 30 s of a 44.1 kHz recording, to 22.05 kHz, on 2 CPU cores (`python -m
@@ -22,22 +30,24 @@ libsndfile is lenient where a dataset builder must not be, so two checks run bef
   dataset is corrupt data); `allow_truncated=True` returns the samples present with a warning,
   which is what a user predicting a half-downloaded file would rather have.
 
-TensorFlow (for gfile and the resampler) is imported when a file is decoded, not on import.
+TensorFlow (for the resampler, and gfile for remote paths) is imported when a file is decoded,
+not on import.
 """
 
 from __future__ import annotations
 
-import io
+import contextlib
+import dataclasses
 import os
 import struct
-from typing import Optional, Union
+from typing import Iterator, Optional, Union
 
 import numpy as np
 import soundfile as sf
 from absl import logging
 
 from core.audio import SAMPLE_RATE
-from core.errors import AudioDecodeError  # noqa: F401  (re-exported for the decoder's callers)
+from core.errors import AudioDecodeError, AudioTooLongError
 
 PathLike = Union[str, "os.PathLike[str]"]
 
@@ -57,6 +67,12 @@ _FORMATS = {
 SUPPORTED_EXTENSIONS = tuple(sorted(_FORMATS))
 
 _UNKNOWN_SIZE = (0, 0xFFFFFFFF)  # "size not known" markers of streamed WAV/AU headers
+_HEAD_BYTES = 16  # read to check the magic
+# Formats whose header states the number of frames (libsndfile reads it, decoding nothing).
+# MP3 and Ogg do not: libsndfile estimates or scans, and a crafted file can make it wrong.
+_LENGTH_IN_HEADER = ("Sun/NeXT AU", "WAV", "FLAC", "AIFF")
+_NO_LENGTH = 2**62  # libsndfile's "unknown" frame counts are near SF_COUNT_MAX
+BLOCK_SECONDS = 10.0  # decoded per block by stream_audio: 3.5 MB of 44.1 kHz stereo float32
 
 
 def extension(path: PathLike) -> str:
@@ -64,70 +80,213 @@ def extension(path: PathLike) -> str:
     return os.path.splitext(os.fspath(path))[1].lower()
 
 
+@dataclasses.dataclass(frozen=True)
+class AudioInfo:
+    """What a file's header says, read before any sample is decoded (``audio_info``)."""
+
+    path: str
+    format_name: str  # "WAV", "FLAC", ... (from the extension, checked against the magic)
+    samplerate: int
+    channels: int
+    frames: Optional[int]  # None: the header gives no reliable length (MP3, Ogg, or unknown)
+
+    @property
+    def seconds(self) -> Optional[float]:
+        return None if self.frames is None else self.frames / self.samplerate
+
+
+def audio_info(path: PathLike, *, allow_truncated: bool = False) -> AudioInfo:
+    """The header of ``path``: rate, channels and, where the format states it, the length.
+
+    Reads the first bytes and the header only (no decoding).  Raises AudioDecodeError for
+    the problems ``read_audio`` names before decoding (extension, unreadable, empty, not
+    audio, truncated, a header libsndfile cannot open).
+    """
+    path = os.fspath(path)
+    with _open_checked(path, allow_truncated) as (f, format_name):
+        with _soundfile(path, f, format_name) as sound:
+            frames = sound.frames if format_name in _LENGTH_IN_HEADER else None
+            if frames is not None and not 0 <= frames < _NO_LENGTH:
+                frames = None  # e.g. a FLAC stream written without its total sample count
+            return AudioInfo(path, format_name, sound.samplerate, sound.channels, frames)
+
+
+def check_length(info: AudioInfo, max_seconds: Optional[float]) -> None:
+    """AudioTooLongError when the header's length is over ``max_seconds`` (None: no limit)."""
+    if max_seconds is not None and info.seconds is not None and info.seconds > max_seconds:
+        raise AudioTooLongError.for_file(
+            info.path, f"too long: {_duration(info.seconds)} of audio, the limit is "
+            f"{_duration(max_seconds)}")
+
+
+def stream_audio(
+    path: PathLike, target_sr: int = SAMPLE_RATE, *, allow_truncated: bool = False,
+    max_seconds: Optional[float] = None, block_seconds: float = BLOCK_SECONDS,
+) -> Iterator[np.ndarray]:
+    """Decodes ``path`` block by block: mono float32 blocks in [-1, 1] at ``target_sr`` Hz.
+
+    Memory is one block (``block_seconds`` of the file's audio), whatever the file's length:
+    each block is downmixed and resampled (``core.resample.StreamResampler``, its state carried
+    from block to block: the same samples as resampling the whole file).  ``max_seconds``:
+    refused from the header before any decoding when the header states the length
+    (AudioTooLongError), and decoding stops as soon as more than that was decoded, for formats
+    whose header states no reliable length (MP3, Ogg) or whose header lies.
+
+    Raises:
+      AudioDecodeError: as ``read_audio``; AudioTooLongError over ``max_seconds``.
+    """
+    path = os.fspath(path)
+    with _open_checked(path, allow_truncated) as (f, format_name):
+        with _soundfile(path, f, format_name) as sound:
+            frames = sound.frames if format_name in _LENGTH_IN_HEADER else None
+            if frames is not None and 0 <= frames < _NO_LENGTH:
+                check_length(AudioInfo(path, format_name, sound.samplerate, sound.channels,
+                                       frames), max_seconds)
+            yield from _decode_blocks(path, sound, format_name, target_sr, max_seconds,
+                                      max(1, int(block_seconds * sound.samplerate)))
+
+
 def read_audio(
-    path: PathLike, target_sr: int = SAMPLE_RATE, *, allow_truncated: bool = False
+    path: PathLike, target_sr: int = SAMPLE_RATE, *, allow_truncated: bool = False,
+    max_seconds: Optional[float] = None,
 ) -> np.ndarray:
     """Decodes `path` (local or remote) to a mono float32 array in [-1, 1] at `target_sr` Hz.
+
+    The whole song in memory: for songs of a dataset, with ``max_seconds`` bounding it; a file
+    of any length goes through ``stream_audio`` instead.
 
     Raises:
       AudioDecodeError: unknown extension, unreadable, empty, truncated (unless
         `allow_truncated`), not audio, undecodable, no samples, or a rate that cannot be
-        resampled.
+        resampled.  AudioTooLongError (a subclass): longer than ``max_seconds``.
     """
-    path = os.fspath(path)
+    blocks = list(stream_audio(path, target_sr, allow_truncated=allow_truncated,
+                               max_seconds=max_seconds))
+    return np.concatenate(blocks) if len(blocks) > 1 else blocks[0]
+
+
+def _decode_blocks(path: str, sound, format_name: str, target_sr: int,
+                   max_seconds: Optional[float], block_frames: int) -> Iterator[np.ndarray]:
+    from core.resample import StreamResampler  # TensorFlow: only when a file is decoded
+
+    sr = sound.samplerate
+    limit = None if max_seconds is None else int(max_seconds * sr)
+    try:
+        resampler = StreamResampler(sr, target_sr)
+    except ValueError as e:  # core.resample refuses rates with a huge reduced ratio
+        raise AudioDecodeError.for_file(path, f"cannot resample {sr} Hz: {e}") from e
+    decoded = 0
+    while True:
+        block = _read_block(path, sound, format_name, block_frames)
+        if block is None:
+            break
+        decoded += len(block)
+        if limit is not None and decoded > limit:
+            raise AudioTooLongError.for_file(
+                path, f"too long: more than {_duration(max_seconds)} of audio decoded (the "
+                f"limit; {format_name} states no reliable length, so decoding stopped there)")
+        if not np.isfinite(block).all():
+            raise AudioDecodeError.for_file(path, "non-finite samples (NaN/inf)")
+        mono = block[:, 0] if block.shape[1] == 1 else block.mean(axis=1, dtype=np.float32)
+        yield _clip(resampler.process(mono))
+    if decoded == 0:
+        raise AudioDecodeError.for_file(path, "no audio samples")
+    yield _clip(resampler.flush())
+
+
+def _read_block(path: str, sound, format_name: str, frames: int) -> Optional[np.ndarray]:
+    try:
+        block = sound.read(frames, dtype="float32", always_2d=True)
+    except (sf.LibsndfileError, RuntimeError, ValueError, TypeError) as e:
+        raise AudioDecodeError.for_file(path, f"undecodable {format_name}: {e}") from e
+    return block if len(block) else None
+
+
+def _clip(x: np.ndarray) -> np.ndarray:
+    # PCM decodes into [-1, 1) already; float files and resampling overshoot can exceed it.
+    return np.clip(x, -1.0, 1.0).astype(np.float32, copy=False)
+
+
+def _duration(seconds: float) -> str:
+    """10800.0 -> '3:00:00 (10800 s)'; 42.5 -> '42.5 s'."""
+    if seconds < 60:
+        return f"{seconds:.3g} s"
+    whole = int(seconds)
+    h, rest = divmod(whole, 3600)
+    text = f"{h}:{rest // 60:02d}:{rest % 60:02d}" if h else f"{rest // 60}:{rest % 60:02d}"
+    return f"{text} ({seconds:.0f} s)"
+
+
+@contextlib.contextmanager
+def _open_checked(path: str, allow_truncated: bool):
+    """(open binary file, format name), after the extension, magic and truncation checks."""
     ext = extension(path)
     if ext not in _FORMATS:
         raise AudioDecodeError.for_file(
             path,
             f"unknown extension {ext or '(none)'!r}; supported: {', '.join(SUPPORTED_EXTENSIONS)}",
         )
-    data = _read_bytes(path)
-    _check_header(path, ext, data, allow_truncated)
-    format_name = _FORMATS[ext][0]
-    buffer = io.BytesIO(data)
-    try:
-        samples, sr = sf.read(buffer, dtype="float32", always_2d=True)
-    except (sf.LibsndfileError, RuntimeError, ValueError, TypeError) as e:
-        # libsndfile names what it read: the in-memory copy, not the file the user knows
-        reason = str(e).replace(repr(buffer), os.path.basename(path))
-        raise AudioDecodeError.for_file(path, f"undecodable {format_name}: {reason}") from e
-    if samples.shape[0] == 0:
-        raise AudioDecodeError.for_file(path, "no audio samples")
-    if not np.isfinite(samples).all():
-        raise AudioDecodeError.for_file(path, "non-finite samples (NaN/inf)")
+    with _open(path) as f:
+        size = _size(f)
+        if size == 0:
+            raise AudioDecodeError.for_file(path, "empty file (0 bytes)")
+        _check_header(path, ext, f, size, allow_truncated)
+        f.seek(0)
+        yield f, _FORMATS[ext][0]
 
-    mono = samples[:, 0] if samples.shape[1] == 1 else samples.mean(axis=1, dtype=np.float32)
-    if sr != target_sr:
+
+@contextlib.contextmanager
+def _open(path: str):
+    """A local path with Python's open(); other file systems (gs://...) through tf.io.gfile."""
+    if "://" not in path:
         try:
-            mono = _resample(mono, sr, target_sr)
-        except ValueError as e:  # core.resample refuses rates with a huge reduced ratio
-            raise AudioDecodeError.for_file(path, f"cannot resample {sr} Hz: {e}") from e
-    # PCM decodes into [-1, 1) already; float files and resampling overshoot can exceed it.
-    return np.clip(mono, -1.0, 1.0).astype(np.float32, copy=False)
-
-
-def _read_bytes(path: str) -> bytes:
-    import tensorflow as tf  # start-up cost: only when a file is decoded
+            f = open(path, "rb")  # noqa: SIM115  (closed below)
+        except OSError as e:  # missing, a directory, no permission
+            raise AudioDecodeError.for_file(path, f"cannot read file: {e.strerror}") from e
+        with f:
+            yield f
+        return
+    import tensorflow as tf  # start-up cost: only for a remote file
 
     try:
-        with tf.io.gfile.GFile(path, "rb") as f:
-            data = f.read()
-    except tf.errors.OpError as e:  # NotFound, PermissionDenied, a directory, ...
+        f = tf.io.gfile.GFile(path, "rb")
+        f.size()  # opening is lazy: NotFound etc. surface here
+    except tf.errors.OpError as e:
         raise AudioDecodeError.for_file(path, f"cannot read file: {e.message}") from e
-    if not data:
-        raise AudioDecodeError.for_file(path, "empty file (0 bytes)")
-    return data
+    with f:
+        yield f
 
 
-def _check_header(path: str, ext: str, data: bytes, allow_truncated: bool) -> None:
+def _size(f) -> int:
+    f.seek(0, os.SEEK_END)
+    size = f.tell()
+    f.seek(0)
+    return size
+
+
+@contextlib.contextmanager
+def _soundfile(path: str, f, format_name: str):
+    """libsndfile on the open file; its error names the file the user knows."""
+    try:
+        sound = sf.SoundFile(f)
+    except (sf.LibsndfileError, RuntimeError, ValueError, TypeError) as e:
+        # libsndfile names what it read: the file object, not the file the user knows
+        reason = str(e).replace(repr(f), os.path.basename(path))
+        raise AudioDecodeError.for_file(path, f"undecodable {format_name}: {reason}") from e
+    with sound:
+        yield sound
+
+
+def _check_header(path: str, ext: str, f, size: int, allow_truncated: bool) -> None:
     format_name, magics = _FORMATS[ext]
-    if not data.startswith(magics):
+    head = f.read(_HEAD_BYTES)
+    if not head.startswith(magics):
         raise AudioDecodeError.for_file(
             path,
-            f"not {_article(format_name)} {format_name} file (starts with {data[:4]!r}; "
+            f"not {_article(format_name)} {format_name} file (starts with {head[:4]!r}; "
             "wrong extension or not audio)",
         )
-    declared, available = _declared_and_available_bytes(ext, data)
+    declared, available = _declared_and_available_bytes(ext, f, size)
     if declared is not None and available < declared:
         reason = (
             f"truncated: header declares {declared} bytes of audio, the file holds {available}"
@@ -141,28 +300,22 @@ def _article(format_name: str) -> str:
     return "an" if format_name[:1] in "AEIMO" else "a"  # an AIFF, an MP3, an Ogg; a WAV, a FLAC
 
 
-def _resample(x: np.ndarray, orig_sr: int, target_sr: int) -> np.ndarray:
-    import tensorflow as tf  # start-up cost: only when a file needs resampling
-
-    from core.resample import resample
-
-    return resample(tf.constant(x, dtype=tf.float32), orig_sr, target_sr).numpy()
-
-
-def _declared_and_available_bytes(ext: str, data: bytes) -> tuple[Optional[int], int]:
+def _declared_and_available_bytes(ext: str, f, size: int) -> tuple[Optional[int], int]:
     """(audio bytes the header declares or None when unknown, audio bytes in the file)."""
-    size = len(data)
+    f.seek(0)
+    head = f.read(12)
     if ext in (".au", ".snd") and size >= 12:
-        order = ">" if data.startswith(b".snd") else "<"
-        offset, data_size = struct.unpack_from(order + "II", data, 4)
+        order = ">" if head.startswith(b".snd") else "<"
+        offset, data_size = struct.unpack_from(order + "II", head, 4)
         if data_size in _UNKNOWN_SIZE or offset > size:
             return None, size
         return data_size, size - offset
-    if ext in (".wav", ".wave") and data.startswith((b"RIFF", b"RIFX")):
-        order = "<" if data.startswith(b"RIFF") else ">"
+    if ext in (".wav", ".wave") and head.startswith((b"RIFF", b"RIFX")):
+        order = "<" if head.startswith(b"RIFF") else ">"
         pos = 12
         while pos + 8 <= size:
-            chunk_id, chunk_size = struct.unpack_from(order + "4sI", data, pos)
+            f.seek(pos)
+            chunk_id, chunk_size = struct.unpack(order + "4sI", f.read(8))
             if chunk_id == b"data":
                 if chunk_size in _UNKNOWN_SIZE:
                     return None, size

@@ -2,7 +2,8 @@
 
 Both paths run the same module-level functions (`make_example`, `_example_or_skip`), which hold
 no builder state: Beam pickles them, with their arguments, to its workers.  A file that does not
-decode is skipped and logged (`Skipping <file>: <reason>`), never written; both paths end a split
+decode, or holds more than the config's `max_song_seconds` of audio (read from its header before
+decoding), is skipped and logged (`Skipping <file>: <reason>`), never written; both paths end a split
 by writing its part of the build report (build_report.py).  A Beam build also counts songs in
 Beam metrics, namespace `gtzan_tfds`: `<split>_written` and `<split>_skipped`.
 
@@ -33,12 +34,15 @@ KeyExample = tuple[str, dict[str, Any]]
 
 
 def make_example(
-    song: Union[str, SongFile], synthesis: Optional[Synthesis], audio_feature: Any
+    song: Union[str, SongFile], synthesis: Optional[Synthesis], audio_feature: Any,
+    max_seconds: Optional[float] = None,
 ) -> KeyExample:
     """(song id, example) of one song: generated from its id, or decoded from its file.
 
     Raises:
-      AudioDecodeError: the file does not decode.
+      AudioDecodeError: the file does not decode; AudioTooLongError (a subclass): it holds
+        more than ``max_seconds`` of audio (known from the header before decoding, or when
+        decoding passes it for MP3/Ogg).  Both are skipped, with the reason, by the callers.
     """
     if synthesis is not None:
         from gtzan_tfds import synthetic_audio  # numpy/scipy: only when building
@@ -50,7 +54,7 @@ def make_example(
         return song, _example(audio, audio_feature, genre, song, "")
     from gtzan_tfds import audio_io  # soundfile and, to resample, TensorFlow: only here
 
-    audio = float_to_int16(audio_io.read_audio(song.path, SAMPLE_RATE))
+    audio = float_to_int16(audio_io.read_audio(song.path, SAMPLE_RATE, max_seconds=max_seconds))
     return song.song_id, _example(audio, audio_feature, song.label, song.song_id, song.relpath)
 
 
@@ -80,7 +84,7 @@ def in_process(plan: SplitPlan, audio_feature: Any, data_dir: str) -> Iterator[K
     skipped = []
     for song in plan.songs:
         try:
-            yield make_example(song, plan.synthesis, audio_feature)
+            yield make_example(song, plan.synthesis, audio_feature, plan.max_song_seconds)
         except AudioDecodeError as e:
             skipped.append(_skip(song, e))
     _finish_split(skipped, plan=plan, data_dir=data_dir)
@@ -96,7 +100,8 @@ def with_beam(plan: SplitPlan, audio_feature: Any, data_dir: str):
     """
     beam = tfds.core.lazy_imports.apache_beam
     decode = functools.partial(
-        _example_or_skip, split=plan.split, synthesis=plan.synthesis, audio_feature=audio_feature
+        _example_or_skip, split=plan.split, synthesis=plan.synthesis, audio_feature=audio_feature,
+        max_seconds=plan.max_song_seconds,
     )
     finish = functools.partial(_finish_split, plan=plan, data_dir=data_dir)
 
@@ -112,10 +117,11 @@ def with_beam(plan: SplitPlan, audio_feature: Any, data_dir: str):
     return _examples()  # pylint: disable=no-value-for-parameter
 
 
-def _example_or_skip(song, *, split: str, synthesis, audio_feature) -> Iterator[Any]:
+def _example_or_skip(song, *, split: str, synthesis, audio_feature,
+                     max_seconds: Optional[float] = None) -> Iterator[Any]:
     beam = tfds.core.lazy_imports.apache_beam
     try:
-        example = make_example(song, synthesis, audio_feature)
+        example = make_example(song, synthesis, audio_feature, max_seconds)
     except AudioDecodeError as e:
         tfds.beam.inc_counter(f"{split}_skipped", namespace=METRICS_NAMESPACE)
         yield beam.pvalue.TaggedOutput(_SKIPPED, _skip(song, e))
@@ -137,7 +143,7 @@ def _finish_split(skipped: list[tuple[str, str]], *, plan: SplitPlan, data_dir: 
         reasons = "; ".join(f"{f}: {r}" for f, r in skipped[:_SHOWN])
         raise EmptySplitError(
             f"{plan.dataset}: split {plan.split!r} is empty: all {len(plan.songs)} song(s) "
-            f"assigned to it were skipped as undecodable ({reasons})."
+            f"assigned to it were skipped as undecodable or too long ({reasons})."
         )
     outcome = build_report.SplitOutcome(plan.split, len(plan.songs), tuple(skipped), plan.missing)
     build_report.write_part(data_dir, outcome)

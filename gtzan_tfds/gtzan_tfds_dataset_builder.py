@@ -27,6 +27,7 @@ import numpy as np
 import tensorflow_datasets as tfds
 from absl import logging
 
+from core.config import BUILD_MAX_SONG_SECONDS
 from core.errors import EmptySplitError, ManualDataError
 from gtzan_tfds import build_errors, build_report, generation, song_splits
 from gtzan_tfds.constants import CLIP_SECONDS, GENRES, SAMPLE_RATE
@@ -53,6 +54,10 @@ class GtzanConfig(tfds.core.BuilderConfig):
       clip_seconds: synthetic only: length of each song.
       seed: seeds the synthetic audio and the random split.
       validation_fraction, test_fraction: of each label's songs, for the random split.
+      max_song_seconds: manual and folder: a file holding more audio than this is skipped,
+        with the reason in build_report.json (read from its header before decoding: a small
+        file can hold hours of audio, which would become one example of hundreds of MB that
+        training reads whole).  None: no limit.
     """
 
     source: str = "synthetic"
@@ -62,12 +67,15 @@ class GtzanConfig(tfds.core.BuilderConfig):
     seed: int = 0
     validation_fraction: float = 0.1
     test_fraction: float = 0.1
+    max_song_seconds: Optional[float] = BUILD_MAX_SONG_SECONDS
 
     def __post_init__(self):
         if self.source not in _SOURCES:
             raise ValueError(f"source must be one of {_SOURCES}, got {self.source!r}")
         if self.source != "manual" and self.split_lists:
             raise ValueError("split_lists name GTZAN songs; they need source='manual'")
+        if self.max_song_seconds is not None and self.max_song_seconds <= 0:
+            raise ValueError(f"max_song_seconds must be positive, got {self.max_song_seconds}")
         if self.songs_per_genre < 1 or self.clip_seconds <= 0:
             raise ValueError("songs_per_genre must be >= 1 and clip_seconds > 0")
         song_splits.split_sizes(10, self.validation_fraction, self.test_fraction)  # validates

@@ -41,6 +41,8 @@ class SplitPlan:
     songs: tuple[Union[str, SongFile], ...]  # song ids when `synthesis` is set, else files
     synthesis: Optional[Synthesis] = None
     missing: tuple[str, ...] = ()  # named by the split lists, absent from the download
+    # decoded songs longer than this are skipped (the reason in the build report); None: any
+    max_song_seconds: Optional[float] = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -106,7 +108,8 @@ def _plan_gtzan(config: Any, dataset: str, manual_dir: str, extract) -> DatasetP
     song_splits.check_disjoint(assignment, what=dataset)
     song_splits.check_not_empty(assignment, dataset, why)
     splits = {
-        s: SplitPlan(dataset, s, tuple(songs[i] for i in assignment[s]), missing=tuple(missing[s]))
+        s: SplitPlan(dataset, s, tuple(songs[i] for i in assignment[s]), missing=tuple(missing[s]),
+                     max_song_seconds=config.max_song_seconds)
         for s in SPLITS
     }
     return DatasetPlan(GENRES, splits)
@@ -127,7 +130,8 @@ def _plan_folder(config: Any, dataset: str, manual_dir: str) -> DatasetPlan:
         f"the folders hold too few songs per label ({_counts_text(counts)}) for "
         f"validation_fraction={config.validation_fraction}, test_fraction={config.test_fraction}",
     )
-    splits = {s: SplitPlan(dataset, s, tuple(songs[i] for i in assignment[s])) for s in SPLITS}
+    splits = {s: SplitPlan(dataset, s, tuple(songs[i] for i in assignment[s]),
+                           max_song_seconds=config.max_song_seconds) for s in SPLITS}
     return DatasetPlan(tuple(labels), splits)
 
 

@@ -2,8 +2,9 @@
 
 Each file (wav, au, mp3, ogg, flac; any rate, mono or stereo, any length of at least one window)
 is decoded to 22,050 Hz mono as the dataset builder does, then resampled, windowed and
-transformed by the pipeline code the run was trained with, streamed in batches so a long file
-never has to fit in memory. Prints the top genres per file, or with --json one JSON object per
+transformed by the pipeline code the run was trained with, all streamed: the file is decoded,
+resampled and predicted block by block, so memory does not grow with its length (a 3-hour file
+needs about what a 30 s one does; --max-audio-seconds refuses longer files if you want). Prints the top genres per file, or with --json one JSON object per
 line; --plot draws the per-window genre timeline. A file that cannot be read is reported and the
 others still run; the exit status is 1 if any file failed.
 """
@@ -29,6 +30,10 @@ def build_parser() -> argparse.ArgumentParser:
                         help="predict a truncated WAV/AU file from the part present (refused by default)")
     parser.add_argument("--plot", metavar="PNG",
                         help="write the per-window genre timeline (FILE stem appended with several files)")
+    from core.config import PredictConfig
+    from pipeline.cli.flags import add_dataclass_args
+
+    add_dataclass_args(parser, PredictConfig, "limits")
     return parser
 
 
@@ -61,11 +66,16 @@ def main(argv=None) -> int:
     from pipeline.experiments.prediction import predict_file
     from pipeline.experiments.predictor import Predictor
 
+    from core.config import PredictConfig
+    from pipeline.cli.flags import config_from_args
+
+    limits = config_from_args(args, PredictConfig).validate()
     predictor = Predictor.from_run(args.run)
     failed = 0
     for path in args.files:
         try:
-            result = predict_file(predictor, path, allow_truncated=args.allow_truncated)
+            result = predict_file(predictor, path, allow_truncated=args.allow_truncated,
+                                  max_seconds=limits.max_audio_seconds)
         except AudioDecodeError as e:  # this file is bad; the others still run
             failed += 1
             print(f"error: {e}", file=sys.stderr)

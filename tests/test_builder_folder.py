@@ -204,3 +204,25 @@ def test_train_and_predict_on_a_folder_use_its_labels(tmp_path, capsys):
     result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert sorted(result["probabilities"]) == labels
     assert result["genre"] in labels
+
+
+def test_a_song_over_the_length_limit_is_skipped_with_the_reason(music, tmp_path):
+    """Issue 20: a small file that holds more audio than ``max_song_seconds`` (default 15 min)
+    is skipped from its header, before decoding, and named in the build report."""
+    import shutil
+
+    from pipeline.serving.stress import write_silence_flac
+
+    folder = tmp_path / "music"
+    shutil.copytree(music, folder)
+    write_silence_flac(folder / "rock" / "long.flac", 20 * 60, sr=8_000, channels=1)
+    builder = Builder(config=GtzanConfig(name="my_music_capped", source="folder"),
+                      data_dir=str(tmp_path / "data"))
+    builder.download_and_prepare(
+        download_config=tfds.download.DownloadConfig(manual_dir=str(folder)))
+    report = build_report.read(builder.data_dir)
+    reasons = {s["file"]: s["reason"] for s in report["skipped"]}
+    assert reasons["rock/long.flac"] == "too long: 20:00 (1200 s) of audio, the limit is 15:00 (900 s)"
+    assert sum(report["written"].values()) == 11  # the 11 good songs, not the long one
+    with pytest.raises(ValueError, match="max_song_seconds must be positive"):
+        GtzanConfig(name="bad", source="folder", max_song_seconds=0)

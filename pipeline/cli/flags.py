@@ -138,6 +138,7 @@ def add_dataclass_args(parser: argparse.ArgumentParser, cls, title: str) -> None
         if field.name in _SKIP or key in _SKIP:
             continue
         help_key = key if key in _HELP else field.name
+        field_help = _HELP.get(help_key) or field.metadata.get("help", "")
         flag = "--" + _FLAG.get(key, field.name.replace("_", "-"))
         kind = _field_type(cls, field)
         default = getattr(defaults, field.name)
@@ -155,7 +156,7 @@ def add_dataclass_args(parser: argparse.ArgumentParser, cls, title: str) -> None
             choices=_CHOICES.get(key, _CHOICES.get(field.name)),
             metavar=None if (key in _CHOICES or field.name in _CHOICES) else _METAVAR.get(
                 key, _METAVAR.get(field.name, kind.__name__.upper())),
-            help=f"{_HELP.get(help_key, '')} (default: {default})",
+            help=f"{field_help} (default: {default})",
         )
 
 
@@ -260,3 +261,9 @@ def apply_approach_settings(args: argparse.Namespace, model: Optional[str] = Non
         if getattr(out, dest, None) is None:
             setattr(out, dest, value)
     return out
+
+
+def config_from_args(args: argparse.Namespace, cls):
+    """An instance of the dataclass ``cls`` from the flags ``add_dataclass_args`` added for it
+    (its defaults where a flag was not given)."""
+    return cls(**_given(args, cls))

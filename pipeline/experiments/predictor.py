@@ -38,6 +38,7 @@ class Predictor:
         self.train = train
         self.class_names = list(class_names)
         self.featurize = featurize
+        self._transform = None  # pipeline.stream.dataset.batch_transform, built on first use
         if kind == "keras":
             # One trace for every batch size (the last batch of a split is smaller).
             spec = tf.TensorSpec([None, *model.inputs[0].shape[1:]], tf.float32)
@@ -65,6 +66,15 @@ class Predictor:
         embedding store holds) instead of the pipeline's features."""
         return Predictor(self.model, self.kind, self.pipeline, self.class_names, self.train,
                          np.asarray)
+
+    def batch_transform(self):
+        """The run's compiled transform of a batch of windows (None with placement "model"),
+        built once: every file predicted with this Predictor reuses its compilations."""
+        if self._transform is None:
+            from pipeline.stream.dataset import batch_transform
+
+            self._transform = (batch_transform(self.pipeline),)
+        return self._transform[0]
 
     def predict_batch(self, features) -> np.ndarray:
         """[B, ...] features of one batch -> [B, num_classes] probabilities."""

@@ -21,6 +21,7 @@ import shutil
 import time
 from pathlib import Path
 
+from core.config import EXPORT_MAX_INPUT_SECONDS
 from core.errors import ConfigError
 from core.files import write_json_atomic
 from pipeline.experiments.predictor import Predictor
@@ -73,6 +74,8 @@ def run_metadata(predictor: Predictor, run_dir) -> dict:
         "supported_sample_rates": list(SUPPORTED_RATES),
         "window_seconds": predictor.pipeline.window.window_seconds,
         "step_seconds": predictor.pipeline.window.step_seconds,
+        # the served graph holds its whole input: longer audio is refused ("too long")
+        "max_input_seconds": EXPORT_MAX_INPUT_SECONDS,
         "exported_with": {"tensorflow": tf.__version__, "keras": keras.__version__},
         "exported_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }

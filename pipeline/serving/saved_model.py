@@ -17,7 +17,11 @@ one iteration in flight), as ``features_from_audio`` streams them, so a long fil
 audio plus one batch of features.  Audio too short for one window is refused with an
 InvalidArgumentError saying "too short", as ``pipeline.predict`` refuses such a file: a genre
 read from a zero-padded fragment would be a guess the caller did not ask for (a caller who
-wants it pads the audio).  NaN/inf samples are refused as the decoder refuses them.
+wants it pads the audio).  NaN/inf samples are refused as the decoder refuses them.  The input
+limit: the graph holds the whole input (resampled at once), so audio longer than
+``max_input_seconds`` (``core.config.EXPORT_MAX_INPUT_SECONDS``, 10 min, stated in the metadata)
+is refused with an InvalidArgumentError saying "too long"; ``pipeline.predict`` streams any
+length.
 
 Signatures: ``serving_default(audio, sample_rate)`` -> ``window_probabilities`` [k, C],
 ``probabilities`` [C], ``genre`` (string), ``class_names`` [C], ``window_starts`` [k] (seconds);
@@ -32,7 +36,7 @@ import json
 import tensorflow as tf
 
 from core.audio import SAMPLE_RATE
-from core.config import PipelineConfig
+from core.config import EXPORT_MAX_INPUT_SECONDS, PipelineConfig
 from core.resample import resample
 from pipeline.serving.input_rates import to_decode_rate
 from pipeline.stream.transforms import make_transform
@@ -49,8 +53,10 @@ class GenreModule(tf.Module):
     ``cfg.transform_placement == "model"``) to probabilities [B, len(class_names)].
     """
 
-    def __init__(self, model, cfg: PipelineConfig, class_names, metadata: dict):
+    def __init__(self, model, cfg: PipelineConfig, class_names, metadata: dict,
+                 max_input_seconds: float = EXPORT_MAX_INPUT_SECONDS):
         super().__init__(name="gtzan_stream")
+        self.max_input_seconds = float(max_input_seconds)
         self.model = model
         self.cfg = cfg
         self.class_names = tf.constant(list(class_names))
@@ -73,6 +79,14 @@ class GenreModule(tf.Module):
     def _serve(self, audio, sample_rate):
         window = self.cfg.window
         audio = tf.debugging.assert_all_finite(audio, "audio has non-finite samples (NaN/inf)")
+        # the whole input is held and resampled at once: its length is bounded, as stated in
+        # the metadata (max_input_seconds); pipeline.predict streams files of any length
+        limit = tf.cast(self.max_input_seconds * tf.cast(sample_rate, tf.float64), tf.int64)
+        too_long = tf.debugging.assert_less_equal(tf.size(audio, out_type=tf.int64), limit, message=(
+            f"too long: the SavedModel takes at most {self.max_input_seconds:g} s of audio "
+            "(max_input_seconds in its metadata); cut the audio, or use pipeline.predict"))
+        with tf.control_dependencies([too_long]):
+            audio = tf.identity(audio)
         audio = resample(to_decode_rate(audio, sample_rate), SAMPLE_RATE, window.sample_rate)
         audio, count = pad_to_cover(audio, window)
         check = tf.debugging.assert_greater(count, 0, message=(

@@ -20,7 +20,8 @@ stays flat whatever the number of songs.  Windows are kept as int16 until the tr
 no resampling is needed: a block then costs half as much.  Where the time goes, and why the
 graph looks like this: docs/performance.md.
 
-Prediction (``features_from_audio``) and the benchmark use the same functions (``resample``,
+Prediction (``features_from_audio``, ``features_from_blocks`` for a file of any length) and the
+benchmark use the same functions (``resample``,
 ``cut_windows``, ``audio_to_float``, ``make_transform``), so training, evaluation and
 prediction share one implementation.
 """
@@ -30,7 +31,7 @@ from __future__ import annotations
 import json
 import shlex
 from pathlib import Path
-from typing import Optional
+from typing import Iterable, Iterator, Optional
 
 import numpy as np
 import tensorflow as tf
@@ -38,10 +39,11 @@ import tensorflow as tf
 from core.audio import SAMPLE_RATE
 from core.config import SPLITS, DatasetConfig, PipelineConfig
 from core.errors import ConfigError, DatasetNotBuiltError
-from core.resample import resample
+from core.resample import StreamResampler, resample
 from pipeline.stream import augment, folds
 from pipeline.stream.transforms import compiled_transform, make_transform
 from pipeline.stream.windowing import (
+    WindowStream,
     audio_to_float,
     cut_windows,
     frame_windows,
@@ -50,6 +52,7 @@ from pipeline.stream.windowing import (
 )
 
 AUTOTUNE = tf.data.AUTOTUNE
+_DEFAULT = object()  # features_from_blocks: build the transform
 
 # Training: songs shuffled in a buffer of this many (int16, ~1.3 MB each) before windowing;
 # their windows are then permuted in blocks of PipelineConfig.shuffle_buffer windows.
@@ -443,3 +446,57 @@ def features_from_audio(
         .map(cut, num_parallel_calls=AUTOTUNE, deterministic=True)
         .prefetch(AUTOTUNE)
     )
+
+
+def batch_transform(cfg: PipelineConfig, jit_compile: bool = True):
+    """The transform ``features_from_blocks`` applies to each batch of windows (None when the
+    model computes it, placement "model").  Build it once and pass it to every call: each new
+    compiled function compiles again (seconds, and memory a long-running server keeps)."""
+    if cfg.transform_placement != "data":
+        return None
+    return _transform_fn(cfg, jit_compile)
+
+
+def features_from_blocks(
+    blocks: Iterable[np.ndarray],
+    cfg: PipelineConfig,
+    batch_size: Optional[int] = None,
+    *,
+    transform=_DEFAULT,
+    jit_compile: bool = True,
+) -> Iterator[tf.Tensor]:
+    """``features_from_audio`` of a file given as consecutive float blocks at 22,050 Hz.
+
+    Memory is bounded by one block and one batch, whatever the file's length: the blocks are
+    resampled to ``cfg.window.sample_rate`` by ``core.resample.StreamResampler`` (the state
+    carried across blocks: the samples of ``resample`` on the whole file), cut by
+    ``windowing.WindowStream`` (the windows of ``frame_windows``, with ``cut_windows``) and
+    transformed batch by batch by the transform training compiles (``transform``: from
+    ``batch_transform``, built here when not given).  A smaller last batch is zero-padded to a
+    power of two before the transform and cut after it, so a compiled transform meets at most
+    log2(batch_size) + 1 shapes however many files it serves.  Yields the batches of
+    ``features_from_audio`` of the joined blocks (tests/test_long_audio.py).
+    """
+    cfg.validate()
+    batch_size = batch_size or cfg.batch_size
+    if transform is _DEFAULT:
+        transform = batch_transform(cfg, jit_compile)
+    resampler = StreamResampler(SAMPLE_RATE, cfg.window.sample_rate)
+    windows = WindowStream(cfg.window, batch_size)
+
+    def features(batches):
+        for batch in batches:
+            yield _padded_call(transform, batch, batch_size) if transform is not None else batch
+
+    for block in blocks:
+        yield from features(windows.push(resampler.process(block)))
+    windows.push(resampler.flush())
+    yield from features(windows.finish())
+
+
+def _padded_call(fn, batch: tf.Tensor, batch_size: int) -> tf.Tensor:
+    n = int(batch.shape[0])
+    size = min(batch_size, 1 << max(n - 1, 0).bit_length())  # the next power of two
+    if size == n:
+        return fn(batch)
+    return fn(tf.pad(batch, [[0, size - n], [0, 0]]))[:n]

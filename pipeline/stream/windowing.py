@@ -17,6 +17,7 @@ clips shorter than 30.0 s give 9 windows, not 10.
 
 from __future__ import annotations
 
+import numpy as np
 import tensorflow as tf
 
 from core.audio import INT16_SCALE
@@ -89,3 +90,54 @@ def frame_windows(audio: tf.Tensor, window_cfg: WindowConfig) -> tf.Tensor:
     """
     audio, count = pad_to_cover(audio, window_cfg)
     return cut_windows(audio, 0, count, window_cfg)
+
+
+class WindowStream:
+    """``frame_windows`` of a song given block by block, ``batch_size`` windows at a time.
+
+    ``push(block)`` returns the batches of whole windows the samples so far complete;
+    ``finish()`` the remaining windows (the last batch may be smaller; with ``pad_end`` the
+    last window zero-padded, exactly as ``pad_to_cover``), in the order and with the samples
+    of ``frame_windows`` of the whole song.  Kept between calls: less than one batch's span of
+    samples, so memory does not grow with the song.
+    """
+
+    def __init__(self, window_cfg: WindowConfig, batch_size: int):
+        self.cfg = window_cfg
+        self.batch_size = int(batch_size)
+        self.samples = 0  # samples pushed
+        self.windows = 0  # windows returned
+        self._buffer = np.zeros(0, np.float32)  # starts at sample windows * step_length
+        self._skip = 0  # samples to drop before the buffer (step > window: gaps)
+
+    def push(self, block) -> list:
+        block = np.asarray(block, np.float32)
+        self.samples += len(block)
+        dropped = min(self._skip, len(block))
+        self._skip -= dropped
+        self._buffer = np.concatenate([self._buffer, block[dropped:]])
+        length, step, size = self.cfg.window_length, self.cfg.step_length, self.batch_size
+        span = (size - 1) * step + length
+        out = []
+        while len(self._buffer) >= span:
+            out.append(self._cut(size))
+        return out
+
+    def finish(self) -> list:
+        remaining = num_windows(self.samples, self.cfg) - self.windows
+        needed = (remaining - 1) * self.cfg.step_length + self.cfg.window_length
+        self._buffer = np.pad(self._buffer, (0, max(needed - len(self._buffer), 0)))
+        out = []
+        while remaining > 0:
+            count = min(self.batch_size, remaining)
+            out.append(self._cut(count))
+            remaining -= count
+        return out
+
+    def _cut(self, count: int) -> tf.Tensor:
+        windows = cut_windows(tf.constant(self._buffer), 0, count, self.cfg)
+        advance = count * self.cfg.step_length
+        self._skip = max(advance - len(self._buffer), 0)
+        self._buffer = self._buffer[advance:]
+        self.windows += count
+        return windows

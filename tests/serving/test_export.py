@@ -170,3 +170,22 @@ def test_saved_model_of_a_16khz_musicnn_pipeline(tmp_path, gtzan_sample_dir):
     assert out["window_probabilities"].shape == (10, 10)  # 30 s in 3 s windows, batches of 4
     assert np.abs(out["window_probabilities"].numpy() - ref["window_probabilities"]).max() < 1e-5
     assert np.ptp(np.asarray(ref["window_probabilities"]), axis=0).max() > 1e-3  # windows differ
+
+
+def test_the_saved_model_states_and_enforces_its_input_limit(data_run, tmp_path):
+    """Issue 20: the graph holds its whole input, so it takes at most max_input_seconds (in its
+    metadata) and refuses longer audio with "too long", at any input rate."""
+    import tensorflow as tf
+
+    from pipeline.serving.exporting import load_keras_run, run_metadata
+    from pipeline.serving.saved_model import GenreModule
+
+    predictor = load_keras_run(data_run)
+    assert run_metadata(predictor, data_run)["max_input_seconds"] == 600.0
+    module = GenreModule(predictor.model, predictor.pipeline, predictor.class_names, {},
+                         max_input_seconds=2.0)
+    ok = module.serve(tf.zeros([2 * 8000]), tf.constant(8000))
+    assert ok["window_probabilities"].shape[0] == 1  # 2 s: one 1.5 s window
+    with pytest.raises(tf.errors.InvalidArgumentError, match="too long: the SavedModel takes at "
+                                                             "most 2 s of audio"):
+        module.serve(tf.zeros([2 * 8000 + 1]), tf.constant(8000))

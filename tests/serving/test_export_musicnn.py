@@ -55,10 +55,17 @@ def test_the_logistic_probe_as_keras_equals_the_fitted_probe(real_patches, class
     got = probe_as_keras(probe, weights="msd", layer="mean_pool").predict(patches, verbose=0)
     assert got.shape == expected.shape == (len(labels), classes)
     assert np.abs(got - expected).max() < TOL
-    assert 0.05 < expected.max(axis=1).min() and expected.max(axis=1).min() < 0.999  # not all 0/1
+    # The comparison means something only where the probabilities are not saturated (0/1,
+    # where any monotone map agrees) nor uniform (where any constant would): most rows' top
+    # probability is strictly inside, and the rows differ.
+    top = expected.max(axis=1)
+    print(f"top probabilities: min {top.min():.3f}, median {np.median(top):.3f}, "
+          f"saturated (>0.999) {np.mean(top > 0.999):.0%}")
+    assert np.mean(top < 0.999) > 0.5 and top.min() > 1 / classes + 0.01
+    assert np.ptp(expected[:, 0]) > 0.1
 
 
-def test_the_svc_probe_cannot_be_rewritten(real_patches):
+def test_the_svc_probe_cannot_be_rewritten():
     from models.musicnn_probe import build_musicnn_probe, probe_as_keras
     from models.registry import keras_equivalent
 

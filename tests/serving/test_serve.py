@@ -74,8 +74,34 @@ def test_too_short_and_missing_file(client, tmp_path):
     assert reply.status_code == 400 and reply.get_json()["error"] == "choose an audio file first"
 
 
+def test_the_bomb_is_refused_from_its_header_at_once(client, tmp_path):
+    """Issue 20: a small FLAC holding 3 hours of audio (here 8 kHz mono, 0.27 MB; the 44.1 kHz
+    stereo 1.9 MB one in pipeline.serving.stress) is refused before decoding."""
+    from pipeline.serving.stress import write_silence_flac
+
+    bomb = write_silence_flac(tmp_path / "bomb.flac", 3 * 3600, sr=8_000, channels=1)
+    start = time.perf_counter()
+    reply = _post(client, "bomb.flac", bomb.read_bytes())
+    assert time.perf_counter() - start < 2.0
+    assert reply.status_code == 400
+    assert reply.get_json()["error"] == ("bomb.flac: too long: 3:00:00 (10800 s) of audio, the "
+                                         "limit is 10:00 (600 s)")
+
+
+def test_a_prediction_past_the_time_limit_is_stopped(data_run, gtzan_sample_dir):
+    from core.config import ServeConfig
+    from pipeline.serving.web import create_app
+
+    app = create_app(Predictor.from_run(data_run),
+                     config=ServeConfig(max_upload_mb=2, request_timeout_seconds=1e-6))
+    clip = gtzan_sample_dir / "genres" / "rock" / "rock.00000.wav"
+    reply = _post(app.test_client(), "rock.wav", clip.read_bytes())
+    assert reply.status_code == 503
+    assert "time limit of 1e-06 s" in reply.get_json()["error"]
+
+
 # ---------------------------------------------------------------------------------------------
-# the real thing: the CLI's server, a real browser
+# the real thing: the CLI's server (waitress), a real browser
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
