@@ -17,7 +17,7 @@ named in --models, and leaves that model out of the default grid (with a note).
 
 --folds K: k-fold cross-validation by song of every approach on the same folds
 (runs/<transform>_<model>/fold_<i>); the report gives the out-of-fold song accuracy, its
-spread across folds, its 95 % interval and the number of songs (cv_report.py).
+spread across folds, its 95 % interval and the number of songs (crossval_report.py).
 
 --ensemble MODEL MODEL ... (with --folds): one more row, the late fusion of those approaches
 (scikit-learn ones: musicnn, rf, svc), its weights chosen per fold by an inner
@@ -31,7 +31,7 @@ import argparse
 import shutil
 from pathlib import Path
 
-from core.config import TRANSFORMS
+from core.config import TRANSFORMS, DatasetConfig
 from core.errors import ConfigError
 from pipeline.cli import flags
 from pipeline.cli.entry import run_cli
@@ -66,20 +66,20 @@ def build_parser() -> argparse.ArgumentParser:
 def make_jobs(args, pairs, explicit_models: bool) -> list:
     """One job per pair, each with its model's configs; a pair whose model cannot take the
     flags is a ConfigError when the model was named, else left out with a note."""
-    from pipeline.experiments import comparison
+    from pipeline.experiments import comparison_runs
 
-    all_folds = getattr(args, "DatasetConfig.fold") is None
+    all_folds = flags.flag_value(args, DatasetConfig, "fold") is None
     jobs = []
     for transform, model in pairs:
         try:
             model_args = flags.apply_approach_settings(args, model)
-            jobs.append(comparison.make_job(
+            jobs.append(comparison_runs.make_job(
                 transform, model, flags.pipeline_config_from_args(model_args),
                 flags.train_config_from_args(model_args), all_folds=all_folds))
         except ConfigError as e:
             if explicit_models:
-                raise ConfigError(f"{comparison.approach_name(transform, model)}: {e}") from e
-            print(f"note: {comparison.approach_name(transform, model)} left out of the default "
+                raise ConfigError(f"{comparison_runs.approach_name(transform, model)}: {e}") from e
+            print(f"note: {comparison_runs.approach_name(transform, model)} left out of the default "
                   f"grid: {e}")
     return jobs
 
@@ -114,15 +114,15 @@ def main(argv=None) -> int:
     cfg = flags.pipeline_config_from_args(args).validate()
     train = flags.train_config_from_args(args).validate()
 
-    from pipeline.experiments import comparison, cv_report, report
+    from pipeline.experiments import comparison_runs, crossval_report, comparison_report
     from pipeline.experiments.locking import FolderLock
     from pipeline.experiments.seeding import configure_determinism
 
-    pairs = list(comparison.QUICK_GRID) if args.quick else comparison.grid(
-        args.models or comparison.default_models(), args.transforms, args.exclude)
+    pairs = list(comparison_runs.QUICK_GRID) if args.quick else comparison_runs.grid(
+        args.models or comparison_runs.default_models(), args.transforms, args.exclude)
     if not pairs:
         raise ConfigError("no valid (transform, model) pair in the requested grid")
-    comparison.check_hparams_apply(pairs, train.hparams)
+    comparison_runs.check_hparams_apply(pairs, train.hparams)
     jobs = make_jobs(args, pairs, explicit_models=args.models is not None)
     if not jobs:
         raise ConfigError("no approach of the grid can run with these flags")
@@ -136,15 +136,15 @@ def main(argv=None) -> int:
         if args.fresh and (report_dir / "runs").exists():
             shutil.rmtree(report_dir / "runs")
         print(f"{len(jobs)} approaches on {cfg.dataset.name}: "
-              + ", ".join(comparison.approach_name(j.transform, j.model) for j in jobs))
-        results = comparison.run_grid(jobs, report_dir, verbose=args.verbose)
+              + ", ".join(comparison_runs.approach_name(j.transform, j.model) for j in jobs))
+        results = comparison_runs.run_grid(jobs, report_dir, verbose=args.verbose)
         ensemble_note = _add_ensemble(args, jobs, results, report_dir)
         if jobs and jobs[0].all_folds:
-            print(cv_report.write_cv_report(results, report_dir, cfg.dataset.name))
+            print(crossval_report.write_cv_report(results, report_dir, cfg.dataset.name))
             if ensemble_note:
                 _append_note(report_dir, ensemble_note)
         else:
-            print(report.write_report(results, report_dir, cfg.dataset.name))
+            print(comparison_report.write_report(results, report_dir, cfg.dataset.name))
     print(f"report: {report_dir}/results.md (+ results.csv, accuracy.png, per_class.png, confusion_*.png)")
     return 0
 

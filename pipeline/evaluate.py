@@ -25,7 +25,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
-    from pipeline.experiments.evaluation import evaluate_run, format_summary
+    from pipeline.experiments.run_evaluation import evaluate_run, format_summary
     from pipeline.experiments.predictor import Predictor
     from pipeline.experiments.run_dir import RunDir
 

@@ -63,7 +63,7 @@ def _line(result: dict, top: int) -> str:
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     from core.errors import AudioDecodeError
-    from pipeline.experiments.prediction import predict_file
+    from pipeline.experiments.file_prediction import predict_file
     from pipeline.experiments.predictor import Predictor
 
     from core.config import PredictConfig

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 
+from core.config import DatasetConfig
 from pipeline.cli import flags
 from pipeline.cli.entry import run_cli
 
@@ -68,7 +69,7 @@ def main(argv=None) -> int:
     cfg = flags.pipeline_config_from_args(args).validate()
     train = flags.train_config_from_args(args).validate()
 
-    from pipeline.experiments.evaluation import format_summary
+    from pipeline.experiments.run_evaluation import format_summary
     from pipeline.experiments.keras_training import get_strategy, worker_suffix
     from pipeline.experiments.run_dir import RunDir
     from pipeline.experiments.seeding import configure_determinism
@@ -76,7 +77,7 @@ def main(argv=None) -> int:
 
     strategy = get_strategy(train.strategy)  # first: multi-worker sets up its cluster here
     check_trainable(cfg, train)  # unknown model or bad pair: before any work
-    if cfg.dataset.folds and getattr(args, "DatasetConfig.fold") is None:
+    if cfg.dataset.folds and flags.flag_value(args, DatasetConfig, "fold") is None:
         configure_determinism(train.deterministic)
         return cross_validate(args, cfg, train)
     run_dir = (args.run_dir or default_run_dir(cfg, train)) + worker_suffix(strategy)

@@ -12,8 +12,8 @@ import soundfile as sf
 
 from models.registry import APPROACHES
 from pipeline import compare
-from pipeline.experiments import comparison
-from pipeline.experiments import report as report_lib
+from pipeline.experiments import comparison_runs
+from pipeline.experiments import comparison_report as report_lib
 from pipeline import evaluate
 from pipeline import predict
 from pipeline import train
@@ -164,7 +164,7 @@ def test_compare_quick_writes_the_report(tmp_path, small_data_dir):
                  "per_class.png"):
         assert (report / name).stat().st_size > 0, name
     rows = (report / "results.csv").read_text().splitlines()
-    assert len(rows) == 1 + len(comparison.QUICK_GRID)
+    assert len(rows) == 1 + len(comparison_runs.QUICK_GRID)
     assert len(list(report.glob("confusion_*.png"))) == report_lib.BEST_CONFUSION_MATRICES
     assert "synthetic data" in (report / "results.md").read_text()
     # --hparam reaches every approach that has the hyperparameter, and only those.
@@ -178,7 +178,7 @@ def test_compare_quick_writes_the_report(tmp_path, small_data_dir):
     stamps = {p: p.stat().st_mtime_ns for p in report.glob("runs/*/model.*")}
     assert compare.main(args) == 0
     assert stamps == {p: p.stat().st_mtime_ns for p in report.glob("runs/*/model.*")}
-    assert len((report / "results.csv").read_text().splitlines()) == 1 + len(comparison.QUICK_GRID)
+    assert len((report / "results.csv").read_text().splitlines()) == 1 + len(comparison_runs.QUICK_GRID)
 
 
 def test_compare_refuses_an_hparam_no_approach_has(tmp_path):
@@ -189,11 +189,11 @@ def test_compare_refuses_an_hparam_no_approach_has(tmp_path):
 
 
 def test_compare_grid_skips_invalid_and_excluded_pairs():
-    pairs = comparison.grid(["cnn2d", "svc"], ["raw", "mel", "stft"], exclude=["stft:cnn2d"])
+    pairs = comparison_runs.grid(["cnn2d", "svc"], ["raw", "mel", "stft"], exclude=["stft:cnn2d"])
     assert pairs == [("mel", "cnn2d"), ("mel", "svc"), ("stft", "svc")]
-    full = comparison.grid(comparison.DEFAULT_MODELS, TRANSFORMS)
+    full = comparison_runs.grid(comparison_runs.DEFAULT_MODELS, TRANSFORMS)
     assert len(full) == 22 and ("raw", "cnn1d") in full and ("raw", "cnn2d") not in full
-    pretrained = comparison.grid(comparison.PRETRAINED_MODELS, TRANSFORMS)
+    pretrained = comparison_runs.grid(comparison_runs.PRETRAINED_MODELS, TRANSFORMS)
     assert pretrained == [("musicnn", "musicnn"), ("musicnn", "musicnn_finetune")]
 
 

@@ -165,7 +165,7 @@ def test_paired_comparison_counts_discordant_songs():
 
 
 def test_the_table_shows_a_tiny_mcnemar_p_value_unrounded():
-    from pipeline.experiments.cv_report import add_paired, cv_table
+    from pipeline.experiments.crossval_report import add_paired, cv_table
 
     songs = [("a", "a")] * 20
     best = {"approach": "best", **_fold(songs, 1.0, 20)}

@@ -34,7 +34,7 @@ from models.registry import (  # noqa: E402
 )
 from pipeline import compare, evaluate, predict, train  # noqa: E402
 from pipeline.cli import flags  # noqa: E402
-from pipeline.experiments import comparison  # noqa: E402
+from pipeline.experiments import comparison_runs  # noqa: E402
 
 needs_wheel = pytest.mark.skipif(
     not musicnn_checkpoint.is_installed(),
@@ -108,7 +108,7 @@ def test_missing_wheel_is_one_clear_error(monkeypatch, tmp_path, small_data_dir)
         train.main(["--model", "musicnn", *SMALL, "--data-dir", small_data_dir,
                     "--run-dir", str(tmp_path / "r")])
     assert not (tmp_path / "r").exists()
-    assert "musicnn" not in comparison.default_models()
+    assert "musicnn" not in comparison_runs.default_models()
 
 
 # --- end to end -----------------------------------------------------------------------------

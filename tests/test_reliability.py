@@ -34,7 +34,7 @@ from gtzan_tfds import Builder, GtzanConfig
 from gtzan_tfds.constants import SAMPLE_RATE
 from pipeline.cli.entry import run_cli
 from pipeline import compare
-from pipeline.experiments import comparison
+from pipeline.experiments import comparison_runs
 from pipeline import evaluate
 from pipeline import predict
 from pipeline import train
@@ -637,7 +637,7 @@ def test_compare_killed_mid_grid_reuses_finished_runs(small_data_dir, tmp_path):
         proc.send_signal(signal.SIGKILL)
         proc.wait()
     finished = {p.parent.name: p.parent for p in report.glob("runs/*/metrics.json")}
-    assert 1 <= len(finished) < len(comparison.QUICK_GRID)
+    assert 1 <= len(finished) < len(comparison_runs.QUICK_GRID)
     assert not (report / "results.csv").exists()
     stamps = {name: (d / "metrics.json").stat().st_mtime_ns for name, d in finished.items()}
     models = {name: next(d.glob("model.*")).stat().st_mtime_ns for name, d in finished.items()}
@@ -647,8 +647,8 @@ def test_compare_killed_mid_grid_reuses_finished_runs(small_data_dir, tmp_path):
         assert next(d.glob("model.*")).stat().st_mtime_ns == models[name], f"{name} was retrained"
         assert (d / "metrics.json").stat().st_mtime_ns == stamps[name]
     rows = (report / "results.csv").read_text().splitlines()
-    assert len(rows) == 1 + len(comparison.QUICK_GRID)
-    assert len(list(report.glob("runs/*/metrics.json"))) == len(comparison.QUICK_GRID)
+    assert len(rows) == 1 + len(comparison_runs.QUICK_GRID)
+    assert len(list(report.glob("runs/*/metrics.json"))) == len(comparison_runs.QUICK_GRID)
 
 
 # --------------------------------------------------------------------------------------------

@@ -255,7 +255,7 @@ def test_tiny_search_song_objective_retrains_the_best(small_data_dir, tmp_path, 
     assert config["train"]["hparams"]["units"] == best["values"]["units"]
     assert summary["best_run"]["test"]["num_songs"] == 10
 
-    from pipeline.experiments.evaluation import evaluate_split
+    from pipeline.experiments.run_evaluation import evaluate_split
     from pipeline.experiments.predictor import Predictor
 
     again = evaluate_split(Predictor.from_run(run), "test", verbose=False)

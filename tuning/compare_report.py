@@ -11,6 +11,9 @@ import math
 from pathlib import Path
 from typing import Optional
 
+from core.config import TrainConfig, TransformConfig
+from pipeline.cli import flags
+
 DEFAULT_APPROACH = ("cnn2d", "mel")
 DEFAULT_COMPARE_RESULTS = "reports/compare/results.csv"
 
@@ -53,8 +56,8 @@ def best_of_compare_report(path: Path, model: Optional[str] = None, transform: O
 
 def resolve_approach(args) -> tuple[str, str, str]:
     """(model, transform, where from) for the search."""
-    model = getattr(args, "TrainConfig.model")
-    transform = getattr(args, "TransformConfig.name")
+    model = flags.flag_value(args, TrainConfig, "model")
+    transform = flags.flag_value(args, TransformConfig, "name")
     if model and transform:
         return model, transform, "command line"
     found = best_of_compare_report(args.compare_results, model, transform, args.objective)

@@ -9,9 +9,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from core.config import PipelineConfig, TrainConfig
+from core.config import DatasetConfig, PipelineConfig, TrainConfig
 from core.errors import ConfigError
 from core.files import write_json_atomic
+from pipeline.cli import flags
 from pipeline.experiments.locking import clear_locked_folder
 from pipeline.experiments.run_dir import config_diff
 from tuning.compare_report import resolve_approach
@@ -24,7 +25,7 @@ RESUMABLE_CHANGES = ("max_trials",)
 
 def project_dir_from_args(args) -> Path:
     model, transform, _ = resolve_approach(args)
-    dataset = getattr(args, "DatasetConfig.name") or PipelineConfig().dataset.name
+    dataset = flags.flag_value(args, DatasetConfig, "name") or PipelineConfig().dataset.name
     name = args.project_name or f"{dataset}_{transform}_{model}_{args.tuner}"
     return Path(args.directory) / name
 

@@ -32,7 +32,7 @@ def retrain_best(record: dict, space, base: PipelineConfig, base_train: TrainCon
 
 def retrain_and_report(args, project: Path, tuner, space, base, base_train, summary) -> int:
     """Retrain the best trial into a run directory and print its test figures."""
-    from pipeline.experiments.evaluation import format_summary
+    from pipeline.experiments.run_evaluation import format_summary
 
     best = summary["best_trials"][0]
     model, transform = space.model, space.transform

@@ -121,7 +121,7 @@ def build_parser() -> argparse.ArgumentParser:
 def pinned_from_flags(args) -> dict[str, Any]:
     pinned = {name: getattr(args, dest) for dest, name in PINNING_FLAGS.items()
               if getattr(args, dest, None) is not None}
-    pinned.update(flags.parse_hparams(getattr(args, "TrainConfig.hparams")))
+    pinned.update(flags.parse_hparams(flags.flag_value(args, TrainConfig, "hparams")))
     return pinned
 
 

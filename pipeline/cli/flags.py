@@ -244,7 +244,7 @@ def apply_approach_settings(args: argparse.Namespace, model: Optional[str] = Non
     """
     from models.registry import get_approach
 
-    model = model or getattr(args, "TrainConfig.model", None) or TrainConfig().model
+    model = model or flag_value(args, TrainConfig, "model") or TrainConfig().model
     approach = get_approach(model)
     out = argparse.Namespace(**vars(args))
     for path, value in approach.requires.items():
@@ -261,6 +261,12 @@ def apply_approach_settings(args: argparse.Namespace, model: Optional[str] = Non
         if getattr(out, dest, None) is None:
             setattr(out, dest, value)
     return out
+
+
+def flag_value(args: argparse.Namespace, cls, field: str):
+    """The value given for ``cls``'s field ``field`` on the command line, or None where the flag
+    was left out (its dataclass default then applies)."""
+    return getattr(args, f"{cls.__name__}.{field}", None)
 
 
 def config_from_args(args: argparse.Namespace, cls):

@@ -248,7 +248,7 @@ def cross_validate_ensemble(jobs: Sequence, names: Sequence[str], report_dir: Pa
 def paired_with_best_single(results: Sequence[tuple[dict, Path]], ensemble: dict) -> str:
     """One paragraph: the ensemble against the best single approach on the same songs."""
     from pipeline.experiments.crossval import paired_comparison
-    from pipeline.experiments.report import approach_label
+    from pipeline.experiments.comparison_report import approach_label
 
     singles = [s for s, _ in results if s is not ensemble]
     best = max(singles, key=lambda s: (s["song_accuracy_mean_vote"], s["window_accuracy"]))

@@ -154,7 +154,7 @@ def plot_cv_accuracy(rows: Sequence[Mapping], path, title: str = "") -> Path:
     its 95 % interval (bar and black whisker) and the per-fold mean +- std (grey marker).
 
     ``rows``: dicts with ``approach``, ``song_accuracy``, ``song_accuracy_ci_low``/``_high``,
-    ``fold_mean``, ``fold_std`` (``pipeline.experiments.cv_report.cv_row``).
+    ``fold_mean``, ``fold_std`` (``pipeline.experiments.crossval_report.cv_row``).
     """
     rows = sorted(rows, key=lambda r: -r["song_accuracy"])
     acc = np.asarray([r["song_accuracy"] for r in rows], dtype=float)

@@ -28,7 +28,7 @@ from pipeline.experiments.distributed_training import (
     fit_distributed,
     uses_custom_loop,
 )
-from pipeline.experiments.evaluation import evaluate_run, evaluate_split, require_windows
+from pipeline.experiments.run_evaluation import evaluate_run, evaluate_split, require_windows
 from pipeline.experiments.keras_training import check_strategy, commit_keras_model, fit_keras
 from pipeline.experiments.predictor import Predictor
 from pipeline.experiments.run_dir import RunDir

@@ -18,7 +18,7 @@ import soundfile as sf
 
 from core.audio import SAMPLE_RATE
 from gtzan_tfds.audio_io import read_audio
-from pipeline.experiments.prediction import predict_audio, predict_file
+from pipeline.experiments.file_prediction import predict_audio, predict_file
 from pipeline.experiments.predictor import Predictor
 
 

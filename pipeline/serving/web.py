@@ -36,7 +36,7 @@ from core.errors import AudioDecodeError, TimeLimitError
 from core.malloc import trim
 from gtzan_tfds.audio_io import audio_info, check_length
 from pipeline.experiments import plots
-from pipeline.experiments.prediction import predict_file
+from pipeline.experiments.file_prediction import predict_file
 from pipeline.experiments.predictor import Predictor
 
 DEFAULT_MAX_UPLOAD_MB = ServeConfig().max_upload_mb

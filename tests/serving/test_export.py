@@ -13,7 +13,7 @@ import pytest
 
 from core.errors import ConfigError
 from pipeline import export
-from pipeline.experiments.prediction import predict_file
+from pipeline.experiments.file_prediction import predict_file
 from pipeline.experiments.predictor import Predictor
 
 # Measured (cnn1d/mfcc and cnn2d/mel runs): every file agrees to 5.5e-7, i.e. to the 6 decimals
@@ -152,7 +152,7 @@ def test_saved_model_of_a_16khz_musicnn_pipeline(tmp_path, gtzan_sample_dir):
     from core.config import PipelineConfig, TrainConfig, TransformConfig, WindowConfig
     from gtzan_tfds.audio_io import read_audio
     from pipeline.experiments.keras_training import build_keras_model
-    from pipeline.experiments.prediction import predict_audio
+    from pipeline.experiments.file_prediction import predict_audio
     from pipeline.serving.saved_model import GenreModule
 
     cfg = PipelineConfig(window=WindowConfig(sample_rate=16000, window_seconds=3.0),

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.experiments.prediction import predict_file
+from pipeline.experiments.file_prediction import predict_file
 from pipeline.experiments.predictor import Predictor
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")

@@ -19,7 +19,7 @@ from pathlib import Path
 from core.files import write_text_atomic
 from pipeline.experiments import plots
 from pipeline.experiments.crossval import paired_comparison
-from pipeline.experiments.report import (approach_label, dataset_note, markdown_table, pct,
+from pipeline.experiments.comparison_report import (approach_label, dataset_note, markdown_table, pct,
                                          write_confusions, write_per_class)
 
 CV_COLUMNS = (

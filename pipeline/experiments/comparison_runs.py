@@ -4,7 +4,7 @@
 ``<report>/runs/<transform>_<model>`` with ``train_run`` (finished runs are reused, so a re-run
 after an interruption only trains what is missing), or, with ``cfg.dataset.folds``, each of its
 folds into ``<report>/runs/<transform>_<model>/fold_<i>`` (``pipeline.experiments.crossval``).
-The report files are written by ``pipeline.experiments.report`` (``cv_report`` for folds).
+The report files are written by ``pipeline.experiments.comparison_report`` (``cv_report`` for folds).
 
 Each pair gets its own configs (``Job``): an approach built on a pretrained network brings
 the pipeline it needs (``pipeline.cli.flags.apply_approach_settings``).
