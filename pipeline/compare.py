@@ -18,6 +18,9 @@ named in --models, and leaves that model out of the default grid (with a note).
 --folds K: k-fold cross-validation by song of every approach on the same folds
 (runs/<transform>_<model>/fold_<i>); the report gives the out-of-fold song accuracy, its
 spread across folds, its 95 % interval and the number of songs (cv_report.py).
+--repeats R (with --folds): every fold of a seed-dependent (Keras) approach trained with R seeds
+(runs/<transform>_<model>/repeat_<r>/fold_<i>), the table showing the spread across seeds
+beside the spread across folds (pipeline/experiments/repeats.py).
 """
 
 from __future__ import annotations
@@ -51,6 +54,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--verbose", type=int, default=0, choices=(0, 1, 2), help="per-run Keras output")
     flags.add_pipeline_args(parser)
     flags.add_train_args(parser)
+    flags.add_repeat_args(parser)
     return parser
 
 
@@ -83,6 +87,7 @@ def main(argv=None) -> int:
                 setattr(args, key, value)
     cfg = flags.pipeline_config_from_args(args).validate()
     train = flags.train_config_from_args(args).validate()
+    repeats = flags.repeat_config_from_args(args).repeats  # refused without --folds
 
     from pipeline.experiments import comparison, cv_report, report
     from pipeline.experiments.locking import FolderLock
@@ -103,7 +108,8 @@ def main(argv=None) -> int:
             shutil.rmtree(report_dir / "runs")
         print(f"{len(jobs)} approaches on {cfg.dataset.name}: "
               + ", ".join(comparison.approach_name(j.transform, j.model) for j in jobs))
-        results = comparison.run_grid(jobs, report_dir, verbose=args.verbose)
+        results = comparison.run_grid(jobs, report_dir, verbose=args.verbose,
+                                      repeats=repeats)
         if jobs and jobs[0].all_folds:
             print(cv_report.write_cv_report(results, report_dir, cfg.dataset.name))
         else:
