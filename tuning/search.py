@@ -310,6 +310,9 @@ def write_summary(project: Path, tuner, space, args, model: str, transform: str,
           f"Best {min(args.top, len(records))} of {len(records)} completed trials:", "", table, ""]
     if summary["fixed"]:
         md += ["Fixed: " + ", ".join(f"{k}={_cell(v)}" for k, v in summary["fixed"].items()), ""]
+    from tuning.trial_effects import effects_markdown  # which parameters moved the objective
+    md += effects_markdown(records, [n for n in space.entries if n not in summary["fixed"]],
+                           args.objective)
     if best_run:
         test = best_run["test"]
         md += [f"Best configuration (trial {best_run['trial_id']}) retrained into "
