@@ -13,7 +13,8 @@ step_seconds, sample_rate, n_fft, hop_length, win_length, n_mels, fmin, fmax, n_
 parameter an approach does not use (n_mels for musicnn, n_mfcc for mel) is not varied for it.
 Settings that cannot run (n_mels > n_fft/2+1, hop > n_fft, a window shorter than n_fft, ...)
 are skipped and listed with the reason. Finished runs are reused (report-dir/runs/<transform>_
-<model>/<setting>/fold_<i>): a killed sweep resumes where it stopped.
+<model>/<setting>/fold_<i>): a killed sweep resumes where it stopped; --report-only writes the
+report of what has finished so far without training.
 
 Report (--report-dir): sweep.md and sweep.csv (accuracy per setting with its 95 % interval,
 fold and seed spread, the paired test against the approach's best setting, and the time and
@@ -41,6 +42,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.set_defaults(report_dir="reports/sweep")
     parser.add_argument("--sweep", action="append", default=None, metavar="NAME=V1,V2,...",
                         help="a swept parameter and its values (repeatable: one per parameter)")
+    parser.add_argument("--report-only", action="store_true",
+                        help="write the report from the finished runs, train nothing (the "
+                        "settings not run yet are listed as such)")
     flags.add_sweep_args(parser)
     return parser
 
@@ -75,7 +79,8 @@ def main(argv=None) -> int:
     with FolderLock(report_dir, "sweep report"):
         print(f"{sum(not c.skipped for c in cells)} settings to run ({len(cells)} planned) "
               f"on {cfg.dataset.name}, {cfg.dataset.folds}-fold, {grid} grid")
-        sweep.run_cells(cells, report_dir, repeats=repeats, verbose=args.verbose)
+        sweep.run_cells(cells, report_dir, repeats=repeats, verbose=args.verbose,
+                        report_only=args.report_only)
         print(sweep_report.write_sweep_report(cells, list(axes), report_dir, cfg.dataset.name,
                                               grid))
     print(f"report: {report_dir}/sweep.md (+ sweep.csv, sweep_<parameter>.png)")

@@ -83,6 +83,13 @@ def test_sweep_product_grid_report_skips_invalid_and_reuses_runs(small_data_dir,
         r.pop("training_seconds")  # the retrained fold took its own time
     assert again == rows
 
+    # --report-only: the finished settings reported, a new one listed as not run, none trained
+    wider = [*argv[:-4], "--sweep", "hop_length=512,1024,2048", "--report-only"]
+    assert sweep_cli.main(wider) == 0
+    new = [r for r in _rows(report / "sweep.csv") if r["hop_length"] == "2048"]
+    assert [r["reason"] for r in new if r["n_mels"] == "32"] == [sweep.NOT_RUN]
+    assert not list(report.glob("runs/*/*hop_length-2048"))
+
 
 # --- the plan, on configs only ----------------------------------------------------------------
 def _job(transform="mel", model="cnn2d", **transform_fields):

@@ -167,10 +167,25 @@ def plan(jobs: list[Job], axes: dict[str, list], grid: str) -> list[Cell]:
     return cells
 
 
-def run_cells(cells: list[Cell], report_dir: Path, *, repeats: int = 1,
-              verbose: int = 0) -> list[Cell]:
+NOT_RUN = "not run yet (report only: run the sweep without --report-only to train it)"
+
+
+def is_finished(cell: Cell, repeats: int) -> bool:
+    """Whether every fold of every repeat of the cell's run is trained and tested."""
+    from pipeline.experiments.crossval import fold_dir
+    from pipeline.experiments.repeats import repeat_dir, seeds_for
+    from pipeline.experiments.run_dir import RunDir
+
+    seeds = seeds_for(cell.job.cfg, cell.job.train, repeats)
+    return all(RunDir(fold_dir(repeat_dir(cell.run_dir, r), i)).is_evaluated()
+               for r in range(len(seeds)) for i in range(cell.job.cfg.dataset.folds))
+
+
+def run_cells(cells: list[Cell], report_dir: Path, *, repeats: int = 1, verbose: int = 0,
+              report_only: bool = False) -> list[Cell]:
     """Cross-validate every runnable cell (finished runs reused); a cell that turns out not to
-    run (no window fits, a split without songs) is skipped with the reason, not a crash."""
+    run (no window fits, a split without songs) is skipped with the reason, not a crash.
+    ``report_only``: read the finished cells, train nothing (the others: ``NOT_RUN``)."""
     from tqdm.auto import tqdm
 
     from pipeline.experiments.repeats import cross_validate_repeats
@@ -181,6 +196,9 @@ def run_cells(cells: list[Cell], report_dir: Path, *, repeats: int = 1,
             continue
         bar.set_postfix_str(f"{cell.approach} {cell.key}")
         cell.run_dir = Path(report_dir) / "runs" / f"{cell.job.transform}_{cell.job.model}" / cell.key
+        if report_only and not is_finished(cell, repeats):
+            cell.skipped, cell.run_dir = NOT_RUN, None
+            continue
         try:
             cell.summary = cross_validate_repeats(cell.job.cfg, cell.job.train, cell.run_dir,
                                                   repeats=repeats, verbose=verbose)

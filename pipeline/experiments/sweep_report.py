@@ -148,7 +148,7 @@ def plot_axis(cells: list[Cell], rows: list[dict], axis: str, base: dict, path: 
         ax.errorbar(xs, ys, yerr=err, marker="o", capsize=3, label=approach)
     if log:
         ax.set_xscale("log", base=2)
-    ax.set_xticks(values, [f"{v:g}" for v in values])
+    ax.set_xticks(values, [_tick(axis, v, cells) for v in values])
     ax.minorticks_off()
     ax.set_xlabel(axis)
     ax.set_ylabel("out-of-fold song accuracy (95 % interval)")
@@ -159,6 +159,26 @@ def plot_axis(cells: list[Cell], rows: list[dict], axis: str, base: dict, path: 
     fig.savefig(path, dpi=plots.DPI, bbox_inches="tight")
     plt.close(fig)
     return True
+
+
+TICK_RESOLUTION = {  # what a swept parameter's value means, under its tick
+    "hop_length": lambda r: f"{r['ms_per_frame']:.1f} ms/frame",
+    "n_fft": lambda r: f"{r['window_ms']:.0f} ms, {r['hz_per_bin']:.1f} Hz/bin",
+    "win_length": lambda r: f"{r['window_ms']:.0f} ms",
+}
+
+
+def _tick(axis: str, value, cells: list[Cell]) -> str:
+    """The tick label of ``value``: the value, and the resolution it gives where it has one."""
+    label = f"{value:g}" if isinstance(value, (int, float)) else str(value)
+    cell = next((c for c in cells if c.setting.get(axis) == value), None)
+    describe = TICK_RESOLUTION.get(axis)
+    if cell is None or describe is None:
+        return label
+    try:
+        return f"{label}\n{describe(resolution(cell.job.cfg))}"
+    except (TypeError, KeyError):  # a transform without that resolution
+        return label
 
 
 def write_plots(cells: list[Cell], rows: list[dict], axes: list[str], report_dir: Path,
@@ -175,12 +195,21 @@ def write_plots(cells: list[Cell], rows: list[dict], axes: list[str], report_dir
     return names
 
 
-def effects_section(cells: list[Cell], rows: list[dict]) -> str:
+def _effect_rows(cells: list[Cell], rows: list[dict], approach: str, grid: str) -> list:
+    """(setting, accuracy) rows of one approach for ``parameter_effects``; in a one-at-a-time
+    grid each parameter only from the settings where the others are at their base value."""
+    done = [(c, r["song_accuracy"]) for c, r in zip(cells, rows)
+            if c.approach == approach and r["status"] == "ok"]
+    if grid == "product":
+        return [(c.setting, score) for c, score in done]
+    return [({name: c.setting[name]}, score) for c, score in done for name in c.setting
+            if all(c.setting[o] == c.base[o] for o in c.setting if o != name)]
+
+
+def effects_section(cells: list[Cell], rows: list[dict], grid: str = "product") -> str:
     parts = []
     for approach in dict.fromkeys(c.approach for c in cells):
-        data = [(c.setting, r["song_accuracy"]) for c, r in zip(cells, rows)
-                if c.approach == approach and r["status"] == "ok"]
-        effects = parameter_effects(data)
+        effects = parameter_effects(_effect_rows(cells, rows, approach, grid))
         if effects:
             parts.append(f"**{approach}**\n\n" + effects_table(effects, unit="% points"))
     return "\n\n".join(parts)
@@ -210,7 +239,7 @@ def write_sweep_report(cells: list[Cell], axes: list[str], report_dir: Path, dat
     for approach in dict.fromkeys(c.approach for c in cells):
         mine = [r for r in rows if r["approach"] == approach]
         md += [f"## {approach}", "", approach_table(mine, axes), ""]
-    effects = effects_section(cells, rows)
+    effects = effects_section(cells, rows, grid)
     if effects:
         md += ["## Which parameters moved the accuracy (marginal means over the settings)", "",
                effects, ""]
@@ -222,5 +251,6 @@ def write_sweep_report(cells: list[Cell], axes: list[str], report_dir: Path, dat
 
 def _axes_text(cells: list[Cell], axes: list[str]) -> str:
     """"n_mels = 32, 64; hop_length = 256, 512": the values each axis took."""
-    values = {a: dict.fromkeys(c.setting[a] for c in cells if a in c.setting) for a in axes}
+    values = {a: sorted({c.setting[a] for c in cells if a in c.setting},
+                        key=lambda v: (v is None, v if v is not None else 0)) for a in axes}
     return "; ".join(f"{a} = {', '.join(_cell_text(v) for v in vs)}" for a, vs in values.items())
