@@ -76,7 +76,7 @@ def _cell_text(value) -> str:
     if value == "" or value is None:
         return "-"
     if isinstance(value, float):
-        return f"{value:.3g}" if abs(value) < 100 else f"{value:.0f}"
+        return f"{value:.4g}" if abs(value) < 100 else f"{value:.0f}"
     return str(value)
 
 
