@@ -279,6 +279,47 @@ def _from_dict(cls, d: dict[str, Any]):
     return cls(**_known_fields(cls, d))
 
 
+# --- studies: seed repeats of a k-fold evaluation, parameter sweeps -------------------------
+SWEEP_GRIDS = ("product", "one-at-a-time")
+
+
+@dataclasses.dataclass
+class RepeatConfig:
+    """Seed repeats of a k-fold evaluation (``pipeline.experiments.repeats``).
+
+    Every fold is trained ``repeats`` times, with seeds ``seed``, ``seed + 1``, ...; the folds
+    themselves stay the same (``DatasetConfig.fold_seed``).  Approaches that barely depend on
+    the seed (scikit-learn, the frozen musicnn probe) run once whatever ``repeats`` says.
+    """
+
+    repeats: int = 1
+
+    def validate(self, all_folds: bool = True) -> "RepeatConfig":
+        """``all_folds``: whether every fold of a k-fold evaluation runs (repeats need one)."""
+        if self.repeats < 1:
+            raise ConfigError(f"repeats must be at least 1, got {self.repeats}")
+        if self.repeats > 1 and not all_folds:
+            raise ConfigError("--repeats repeats a k-fold evaluation: give it with --folds K "
+                              "(and without --fold)")
+        return self
+
+
+@dataclasses.dataclass
+class SweepConfig:
+    """How the ``--sweep`` axes of ``pipeline.sweep`` combine into settings
+    (``pipeline.experiments.sweep``): ``product`` (every combination) or ``one-at-a-time``
+    (each axis varied alone, the others at the base configuration)."""
+
+    sweep_grid: str = "product"
+
+    def validate(self) -> "SweepConfig":
+        if self.sweep_grid not in SWEEP_GRIDS:
+            raise ConfigError(
+                f"unknown sweep grid {self.sweep_grid!r}; valid: {', '.join(SWEEP_GRIDS)}"
+            )
+        return self
+
+
 STRATEGIES = ("default", "mirrored", "multi-worker")
 
 

@@ -23,6 +23,10 @@ spread across folds, its 95 % interval and the number of songs (crossval_report.
 (scikit-learn ones: musicnn, rf, svc), its weights chosen per fold by an inner
 cross-validation on that fold's training songs only, and its paired test against the best
 single approach (pipeline/experiments/ensemble.py).
+
+--repeats R (with --folds): every fold of a seed-dependent (Keras) approach trained with R seeds
+(runs/<transform>_<model>/repeat_<r>/fold_<i>), the table showing the spread across seeds
+beside the spread across folds (pipeline/experiments/repeats.py).
 """
 
 from __future__ import annotations
@@ -60,6 +64,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "fold on each fold's training songs")
     flags.add_pipeline_args(parser)
     flags.add_train_args(parser)
+    flags.add_repeat_args(parser)
     return parser
 
 
@@ -113,6 +118,7 @@ def main(argv=None) -> int:
                 setattr(args, key, value)
     cfg = flags.pipeline_config_from_args(args).validate()
     train = flags.train_config_from_args(args).validate()
+    repeats = flags.repeat_config_from_args(args).repeats  # refused without --folds
 
     from pipeline.experiments import comparison_runs, crossval_report, comparison_report
     from pipeline.experiments.locking import FolderLock
@@ -137,7 +143,8 @@ def main(argv=None) -> int:
             shutil.rmtree(report_dir / "runs")
         print(f"{len(jobs)} approaches on {cfg.dataset.name}: "
               + ", ".join(comparison_runs.approach_name(j.transform, j.model) for j in jobs))
-        results = comparison_runs.run_grid(jobs, report_dir, verbose=args.verbose)
+        results = comparison_runs.run_grid(jobs, report_dir, verbose=args.verbose,
+                                           repeats=repeats)
         ensemble_note = _add_ensemble(args, jobs, results, report_dir)
         if jobs and jobs[0].all_folds:
             print(crossval_report.write_cv_report(results, report_dir, cfg.dataset.name))

@@ -16,6 +16,8 @@ evaluates the run directory, the others keep only temporary checkpoints (docs/di
 genre-stratified folds; each fold is trained and tested as a run of its own
 (<run-dir>/fold_<i>, finished folds are reused) and the out-of-fold song accuracy is reported
 with its spread across folds and a 95 % interval (<run-dir>/cv.json). --fold I trains fold I only.
+--repeats R: every fold trained with R seeds (--seed, --seed + 1, ...; <run-dir>/repeat_<r>/fold_<i>,
+<run-dir>/cv_repeats.json) for a seed-dependent (Keras) approach; the scikit-learn ones run once.
 """
 
 from __future__ import annotations
@@ -48,18 +50,23 @@ def build_parser() -> argparse.ArgumentParser:
                         help="0 silent, 1 progress bars, 2 one line per epoch")
     flags.add_pipeline_args(parser)
     flags.add_train_args(parser)
+    flags.add_repeat_args(parser)
     return parser
 
 
 def cross_validate(args, cfg, train) -> int:
     """--folds K without --fold: every fold, then the pooled out-of-fold figures."""
-    from pipeline.experiments.crossval import CV_JSON, cross_validate, format_cv
+    from pipeline.experiments.crossval import CV_JSON, format_cv
+    from pipeline.experiments.repeats import cross_validate_repeats, seeds_cell
 
     root = args.run_dir or default_run_dir(cfg, train, all_folds=True)
-    summary = cross_validate(cfg, train, root, verbose=args.verbose, overwrite=args.overwrite)
+    summary = cross_validate_repeats(cfg, train, root, verbose=args.verbose,
+                                     overwrite=args.overwrite,
+                                     repeats=flags.repeat_config_from_args(args).repeats)
     print()
     print(format_cv(summary, f"{train.model} on {cfg.transform.name} - {cfg.dataset.name}, "
                              f"{cfg.dataset.folds}-fold cross-validation by song"))
+    print(f"seeds: {seeds_cell(summary)}")
     print(f"folds: {root}/fold_<i>; figures: {root}/{CV_JSON}, {root}/confusion_matrix.png")
     return 0
 
@@ -68,6 +75,7 @@ def main(argv=None) -> int:
     args = flags.apply_approach_settings(build_parser().parse_args(argv))
     cfg = flags.pipeline_config_from_args(args).validate()
     train = flags.train_config_from_args(args).validate()
+    flags.repeat_config_from_args(args)  # --repeats without --folds: refused before any work
 
     from pipeline.experiments.run_evaluation import format_summary
     from pipeline.experiments.keras_training import get_strategy, worker_suffix

@@ -7,6 +7,7 @@ from typing import Optional
 
 from core.files import write_json_atomic
 from tuning.search_space import python_value
+from tuning.trial_effects import effects_markdown
 
 
 def trial_record(trial, space) -> dict:
@@ -81,6 +82,8 @@ def write_summary(project: Path, tuner, space, args, model: str, transform: str,
           f"Best {min(args.top, len(records))} of {len(records)} completed trials:", "", table, ""]
     if summary["fixed"]:
         md += ["Fixed: " + ", ".join(f"{k}={_cell(v)}" for k, v in summary["fixed"].items()), ""]
+    md += effects_markdown(records, [n for n in space.entries if n not in summary["fixed"]],
+                           args.objective)  # which searched parameters moved the objective
     if best_run:
         test = best_run["test"]
         md += [f"Best configuration (trial {best_run['trial_id']}) retrained into "

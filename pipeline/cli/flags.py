@@ -16,12 +16,15 @@ from typing import Any, Optional
 from core.errors import ConfigError
 from core.config import (
     PAD_MODES,
+    SWEEP_GRIDS,
     STRATEGIES,
     TRANSFORM_PLACEMENTS,
     TRANSFORMS,
     AugmentConfig,
     DatasetConfig,
     PipelineConfig,
+    RepeatConfig,
+    SweepConfig,
     TrainConfig,
     TransformConfig,
     WindowConfig,
@@ -273,3 +276,34 @@ def config_from_args(args: argparse.Namespace, cls):
     """An instance of the dataclass ``cls`` from the flags ``add_dataclass_args`` added for it
     (its defaults where a flag was not given)."""
     return cls(**_given(args, cls))
+
+
+# --------------------------------------------------------------------------------------------
+# studies: seed repeats of a k-fold evaluation (--repeats) and parameter sweeps (--sweep-grid)
+_HELP.update({
+    "repeats": "with --folds: train every fold with this many seeds (--seed, --seed + 1, ...); "
+    "the scikit-learn approaches and the frozen musicnn probe, which barely depend on the "
+    "seed, run once",
+    "sweep_grid": "how --sweep axes combine: 'product' (every combination) or 'one-at-a-time' "
+    "(each axis alone, the others at the base flags)",
+})
+_CHOICES["sweep_grid"] = SWEEP_GRIDS
+
+
+def add_repeat_args(parser: argparse.ArgumentParser) -> None:
+    add_dataclass_args(parser, RepeatConfig, "seed repeats (with --folds)")
+
+
+def repeat_config_from_args(args: argparse.Namespace) -> RepeatConfig:
+    """The --repeats config, checked against --folds / --fold (repeats need every fold)."""
+    all_folds = bool(flag_value(args, DatasetConfig, "folds")) and flag_value(
+        args, DatasetConfig, "fold") is None
+    return RepeatConfig(**_given(args, RepeatConfig)).validate(all_folds)
+
+
+def add_sweep_args(parser: argparse.ArgumentParser) -> None:
+    add_dataclass_args(parser, SweepConfig, "parameter sweep")
+
+
+def sweep_config_from_args(args: argparse.Namespace) -> SweepConfig:
+    return SweepConfig(**_given(args, SweepConfig)).validate()

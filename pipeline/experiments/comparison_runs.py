@@ -4,7 +4,7 @@
 ``<report>/runs/<transform>_<model>`` with ``train_run`` (finished runs are reused, so a re-run
 after an interruption only trains what is missing), or, with ``cfg.dataset.folds``, each of its
 folds into ``<report>/runs/<transform>_<model>/fold_<i>`` (``pipeline.experiments.crossval``).
-The report files are written by ``pipeline.experiments.comparison_report`` (``cv_report`` for folds).
+The report files are written by ``pipeline.experiments.comparison_report`` (``crossval_report`` for folds).
 
 Each pair gets its own configs (``Job``): an approach built on a pretrained network brings
 the pipeline it needs (``pipeline.cli.flags.apply_approach_settings``).
@@ -92,12 +92,13 @@ def make_job(transform: str, model: str, cfg: PipelineConfig, train: TrainConfig
                all_folds=all_folds and bool(cfg.dataset.folds))
 
 
-def run_grid(jobs: list[Job], report_dir: Path, verbose: int = 1):
+def run_grid(jobs: list[Job], report_dir: Path, verbose: int = 1, repeats: int = 1):
     """Train every job (reusing finished runs and folds); returns [(summary, run_dir)]: the
-    test summary of a run, or the cross-validated summary of its folds."""
+    test summary of a run, or the cross-validated summary of its folds (each fold trained with
+    ``repeats`` seeds where the approach depends on the seed: ``repeats.cross_validate_repeats``)."""
     from tqdm.auto import tqdm
 
-    from pipeline.experiments.crossval import cross_validate
+    from pipeline.experiments.repeats import cross_validate_repeats
 
     results = []
     bar = tqdm(jobs, desc="approaches", unit="run", file=sys.stdout)
@@ -105,7 +106,8 @@ def run_grid(jobs: list[Job], report_dir: Path, verbose: int = 1):
         bar.set_postfix_str(approach_name(job.transform, job.model))
         run_dir = report_dir / "runs" / f"{job.transform}_{job.model}"
         if job.all_folds:
-            summary = cross_validate(job.cfg, job.train, run_dir, verbose=verbose)
+            summary = cross_validate_repeats(job.cfg, job.train, run_dir, repeats=repeats,
+                                             verbose=verbose)
         else:
             summary = train_run(job.cfg, job.train, run_dir, verbose=verbose)
         results.append((summary, run_dir))

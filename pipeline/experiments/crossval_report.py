@@ -18,16 +18,25 @@ from pathlib import Path
 
 from core.files import write_text_atomic
 from pipeline.experiments import plots
-from pipeline.experiments.crossval import paired_comparison
-from pipeline.experiments.comparison_report import (approach_label, dataset_note, markdown_table, pct,
-                                         write_confusions, write_per_class)
+from pipeline.experiments.repeats import paired_comparison, seeds_cell
+from pipeline.experiments.comparison_report import (approach_label, dataset_note,
+                                                    markdown_table, pct, write_confusions,
+                                                    write_per_class)
 
 CV_COLUMNS = (
     "approach", "transform", "model", "folds", "songs", "windows", "song_accuracy",
     "song_accuracy_ci_low", "song_accuracy_ci_high", "fold_mean", "fold_std",
     "window_accuracy", "song_macro_f1", "only_best", "only_this", "mcnemar_p",
-    "training_seconds", "parameters", "run_dir",
+    "training_seconds", "parameters", "run_dir", "repeats", "seed_std",
 )
+
+
+REPEATS_NOTE = (
+    "Seeds: each fold trained with that many seeds; accuracy and interval are then the mean "
+    "over seeds (interval with n = songs, as repeats test no new song), +- the spread across "
+    "seeds; per fold: the fold accuracies averaged over seeds. With repeats, 'only best / only "
+    "this' counts the songs one side decides right in more of its repeats (exact sign test; "
+    "McNemar's with one repeat each).\n\n")
 
 
 def cv_row(summary: dict, run_dir: Path) -> dict:
@@ -44,6 +53,10 @@ def cv_row(summary: dict, run_dir: Path) -> dict:
         "song_macro_f1": round(summary["song_macro_f1"], 4),
         "training_seconds": round(summary["training_seconds"], 1),
         "parameters": summary["parameters"], "run_dir": str(run_dir),
+        # seed repeats (pipeline.experiments.repeats): seeds, spread of the pooled accuracy
+        "repeats": summary.get("repeats", 1),
+        "seed_std": round(summary.get("seed_song_accuracy_std", 0.0), 4),
+        "seeds_cell": seeds_cell(summary),
     }
 
 
@@ -51,11 +64,12 @@ def cv_table(rows: list[dict]) -> str:
     """The markdown results table of a cross-validated comparison."""
     return markdown_table(
         ("approach", "song acc. (out of fold)", "95 % interval", "per fold mean +- std",
-         "songs", "window acc.", "song macro F1", "vs best: songs only best / only this "
-         "right (McNemar p)", "train time, all folds (s)"),
+         "seeds: mean +- std", "songs", "window acc.", "song macro F1",
+         "vs best: songs only best / only this right (McNemar p)", "train time, all folds (s)"),
         [(r["approach"], pct(r["song_accuracy"]),
           f"{pct(r['song_accuracy_ci_low'])}-{pct(r['song_accuracy_ci_high'])}",
-          f"{pct(r['fold_mean'])} +- {pct(r['fold_std'])}", r["songs"],
+          f"{pct(r['fold_mean'])} +- {pct(r['fold_std'])}", r.get("seeds_cell", "1"),
+          r["songs"],
           pct(r["window_accuracy"]), f"{r['song_macro_f1']:.3f}",
           "-" if i == 0 else f"{r['only_best']} / {r['only_this']} (p = {r['mcnemar_p']:.2g})",
           r["training_seconds"])
@@ -80,7 +94,7 @@ def write_cv_report(results: list[tuple[dict, Path]], report_dir: Path, dataset:
     summaries = {approach_label(s): s for s, _ in results}
     add_paired(rows, summaries)
     with open(report_dir / "results.csv", "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=CV_COLUMNS)
+        writer = csv.DictWriter(f, fieldnames=CV_COLUMNS, extrasaction="ignore")
         writer.writeheader()
         writer.writerows(rows)
     folds, songs = rows[0]["folds"], rows[0]["songs"]
@@ -96,6 +110,7 @@ def write_cv_report(results: list[tuple[dict, Path]], report_dir: Path, dataset:
                "the per-fold song accuracies. Against the best: the songs only the best "
                "decides right and those only this approach does, with the exact McNemar "
                "p-value of that split (the same songs, so the comparison is paired).\n\n"
+               + REPEATS_NOTE * any(r["repeats"] > 1 for r in rows)
                + cv_table(rows))
     write_text_atomic(report_dir / "results.md",
                       summary + "\n\n![accuracy](accuracy.png)\n\n"
