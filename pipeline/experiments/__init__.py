@@ -16,6 +16,10 @@ Several runs:
     comparison_report.py    its report: tables, accuracy chart, per-genre recall, confusions
     crossval.py             k-fold by song: every fold a normal run, decisions pooled
     crossval_report.py      the k-fold table with intervals and paired tests
+    repeats.py              every fold trained with R seeds (--repeats), decisions pooled
+    sweep.py                a parameter sweep: k-fold accuracy per transform setting
+    sweep_report.py         its table (in resolution units), paired tests and plots
+    parameter_effects.py    which parameters moved a score, over runs or tuner trials
     ensemble.py             late fusion of approaches, weights chosen out of fold
     probe_study.py          musicnn feature and probe choices on the same folds
 Shared:
