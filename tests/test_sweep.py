@@ -197,6 +197,13 @@ def test_train_folds_with_repeats_trains_each_fold_with_each_seed(small_data_dir
             config = json.loads((d / f"fold_{fold}" / "config.json").read_text())
             assert config["pipeline"]["seed"] == seed
             assert config["pipeline"]["dataset"]["fold"] == fold
+    # compare's table (cv_report) shows the seeds beside the folds
+    from pipeline.experiments.crossval_report import write_cv_report
+
+    table = write_cv_report([(combined, root)], tmp_path / "report", "synthetic_small")
+    assert (f"2 seeds: {combined['song_accuracy_mean_vote']:.1%} +- "
+            f"{combined['seed_song_accuracy_std']:.1%}") in table
+    assert "Seeds: each fold trained with that many seeds" in table
 
 
 def test_repeats_need_every_fold():

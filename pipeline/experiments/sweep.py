@@ -195,7 +195,8 @@ def run_cells(cells: list[Cell], report_dir: Path, *, repeats: int = 1, verbose:
         if cell.skipped:
             continue
         bar.set_postfix_str(f"{cell.approach} {cell.key}")
-        cell.run_dir = Path(report_dir) / "runs" / f"{cell.job.transform}_{cell.job.model}" / cell.key
+        cell.run_dir = (Path(report_dir) / "runs" / f"{cell.job.transform}_{cell.job.model}"
+                        / cell.key)
         if report_only and not is_finished(cell, repeats):
             cell.skipped, cell.run_dir = NOT_RUN, None
             continue
