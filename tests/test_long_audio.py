@@ -22,12 +22,9 @@ RESAMPLING_TOLERANCE = 1e-6  # max |streamed - whole| for audio in [-1, 1] (meas
 
 def silence_flac(path, seconds: float, sr: int = 44_100, channels: int = 2):
     """The decompression bomb of issue 20, written a minute at a time: ~0.18 KB per second."""
-    block = np.zeros((sr * 60, channels), np.float32)
-    with sf.SoundFile(path, "w", sr, channels, subtype="PCM_16", format="FLAC") as f:
-        for _ in range(int(seconds // 60)):
-            f.write(block)
-        f.write(block[: int(seconds % 60 * sr)])
-    return path
+    from pipeline.serving.stress import write_silence_flac
+
+    return write_silence_flac(path, seconds, sr=sr, channels=channels)
 
 
 def noise(seconds: float, sr: int, channels: int = 1, seed: int = 0) -> np.ndarray:
