@@ -63,7 +63,7 @@ def _example(audio: np.ndarray, audio_feature: Any, label: str, sid: str, filena
     # Encoding.BYTES would be lost (the serializer then rejects the int16 array). A Tensor
     # feature of the same dtype and encoding does that step (int16 -> raw bytes, with its
     # dtype/shape checks); on disk and when read it is a standard Audio feature.
-    audio_bytes = _raw_bytes_feature(audio_feature).encode_example(audio)
+    audio_bytes = _raw_bytes_feature(audio_feature.dtype).encode_example(audio)
     return {
         "audio": np.array(audio_bytes, dtype=object),
         "label": label,
@@ -73,10 +73,11 @@ def _example(audio: np.ndarray, audio_feature: Any, label: str, sid: str, filena
     }
 
 
-def _raw_bytes_feature(audio_feature: Any):
-    """A Tensor feature with the builder's Audio dtype and its ``Encoding.BYTES``."""
-    return tfds.features.Tensor(shape=(None,), dtype=audio_feature.dtype,
-                                encoding=tfds.features.Encoding.BYTES)
+@functools.lru_cache(maxsize=None)
+def _raw_bytes_feature(dtype):
+    """A Tensor feature of the builder's Audio dtype with its ``Encoding.BYTES``: made once,
+    not once per song."""
+    return tfds.features.Tensor(shape=(None,), dtype=dtype, encoding=tfds.features.Encoding.BYTES)
 
 
 def in_process(plan: SplitPlan, audio_feature: Any, data_dir: str) -> Iterator[KeyExample]:

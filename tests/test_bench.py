@@ -48,26 +48,11 @@ def test_bench_help():
     assert done.returncode == 0 and "--beam" in done.stdout and "--max-rss-gib" in done.stdout
 
 
-def test_bench_old_dataset_flag_still_works_and_names_its_replacement():
+def test_bench_old_dataset_flag_still_works_and_names_its_replacement(capsys):
     from pipeline.bench import build_parser
 
-    with _stderr() as err:
-        args = build_parser().parse_args(["--dataset", "gtzan"])
-    assert args.dataset_config == "gtzan" and "use --dataset-config" in err.getvalue()
-
-
-def _stderr():
-    import contextlib
-    import io
-
-    buffer = io.StringIO()
-
-    @contextlib.contextmanager
-    def capture():
-        with contextlib.redirect_stderr(buffer):
-            yield buffer
-
-    return capture()
+    args = build_parser().parse_args(["--dataset", "gtzan"])
+    assert args.dataset_config == "gtzan" and "use --dataset-config" in capsys.readouterr().err
 
 
 def test_gpu_bench_refuses_without_a_gpu(tmp_path):
