@@ -49,6 +49,8 @@ from models.musicnn import WEIGHTS
 from models.musicnn_checkpoint import checkpoint_dir as musicnn_checkpoint_dir
 from models.musicnn_checkpoint import is_installed as musicnn_weights_installed
 from models.musicnn_finetune import build_musicnn_finetune, train_head_then_unfreeze
+from models.musicnn_probe import LAYERS as MUSICNN_LAYERS
+from models.musicnn_probe import PROBES as MUSICNN_PROBES
 from models.musicnn_probe import build_musicnn_probe, musicnn_features, probe_as_keras
 from models.musicnn_probe import musicnn_frozen_features
 from models.sklearn_baselines import SVC_CALIBRATION_FOLDS, build_rf, build_svc, pool_features
@@ -228,7 +230,12 @@ class Approach:
         return {name: h.default for name, h in self.hparams.items()}
 
 
-_MUSICNN_FEATURE_HPARAMS = {"weights": _fixed("msd"), "layer": _fixed("max_pool")}
+# What a search of a scikit-learn approach tries (``python -m tuning.search --model musicnn``):
+# every value is cheap to score once the features are there (the embedding store keeps all
+# three layers of each network's pass), so the probe's choices are the feature choices too.
+_MUSICNN_FEATURE_HPARAMS = {"weights": _tried("msd", *WEIGHTS),
+                            "layer": _tried("max_pool", *MUSICNN_LAYERS)}
+_PROBE_CS = (0.01, 0.1, 1.0, 10.0)
 
 APPROACHES: dict[str, Approach] = {
     a.name: a
@@ -236,15 +243,17 @@ APPROACHES: dict[str, Approach] = {
         Approach(
             "svc", "sklearn", SPECTRAL,
             "RBF support vector machine on pooled per-window statistics",
-            build_step=Step(build_svc, {"C": _fixed(10.0), "gamma": _fixed("scale"),
+            build_step=Step(build_svc, {"C": _tried(10.0, 0.1, 1.0, 10.0, 100.0),
+                                        "gamma": _fixed("scale"),
                                         "kernel": _fixed("rbf")}),
             featurize_step=Step(pool_features), min_windows_per_class=SVC_CALIBRATION_FOLDS,
         ),
         Approach(
             "rf", "sklearn", SPECTRAL, "random forest on pooled per-window statistics",
             build_step=Step(build_rf, {
-                "n_estimators": _fixed(300), "max_depth": _fixed(None),
-                "min_samples_leaf": _fixed(1), "max_features": _fixed("sqrt"),
+                "n_estimators": _tried(300, 100, 300, 600), "max_depth": _fixed(None),
+                "min_samples_leaf": _tried(1, 1, 2, 4, 8),
+                "max_features": _tried("sqrt", "sqrt", "log2"),
                 "n_jobs": _fixed(None)}),
             featurize_step=Step(pool_features),
         ),
@@ -280,7 +289,8 @@ APPROACHES: dict[str, Approach] = {
         Approach(
             "musicnn", "sklearn", ("musicnn",),
             "frozen pretrained musicnn features of each window + linear probe",
-            build_step=Step(build_musicnn_probe, {"probe": _fixed("logistic"), "C": _fixed(1.0)}),
+            build_step=Step(build_musicnn_probe, {"probe": _tried("logistic", *MUSICNN_PROBES),
+                                                  "C": _tried(1.0, *_PROBE_CS)}),
             featurize_step=Step(musicnn_features, _MUSICNN_FEATURE_HPARAMS),
             to_keras_step=Step(probe_as_keras, reads=tuple(_MUSICNN_FEATURE_HPARAMS)),
             requires=MUSICNN_REQUIRES, presets=MUSICNN_PRESETS, needs_weights=True,

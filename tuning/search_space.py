@@ -12,6 +12,11 @@ values read like a config and map onto it directly:
     model     the approach's own hyperparameters, with the values its steps declare as searched
               (``models.registry``: ``Approach.hparams``)
 
+A scikit-learn approach (svc, rf, the musicnn probe) is fitted once on vectors of every window:
+it has no training stream (no augmentation) and no optimizer, so its space is the pipeline
+entries its transform reads (on musicnn's fixed input: ``step_seconds``, the windows' overlap)
+and the estimator's own (C, trees, the probe, the musicnn weights and layer).
+
 `SearchSpace.for_approach` picks the entries that apply to one (model, transform); anything
 not in the space keeps the value of the base config (the CLI flags).  Combinations that cannot
 work (``n_mels > n_fft/2+1``, a hop longer than the FFT frame, a front-end stride longer than
@@ -30,6 +35,7 @@ from typing import Any, Iterable, Mapping, Optional
 import keras_tuner
 from keras_tuner.engine import hyperparameters as kt_hp
 
+from core import musicnn_input
 from core.config import ConfigError, PipelineConfig, TrainConfig
 from tuning import TUNE_PARTS
 
@@ -54,6 +60,11 @@ PIPELINE_FIELDS_BY_TRANSFORM = {
     "mfcc": ("window_seconds", "sample_rate", "n_fft", "hop_length", "n_mels", "n_mfcc"),
     "musicnn": (),  # fixed by the pretrained networks (16 kHz, 187 x 96 patches)
 }
+# The window step a scikit-learn approach's search tries where the window itself is fixed
+# (musicnn's 2.976 s patches: side by side, or half-overlapping for twice the windows).
+MUSICNN_PATCH_SECONDS = musicnn_input.MIN_WINDOW_LENGTH / musicnn_input.SAMPLE_RATE
+STEP_CHOICES_BY_TRANSFORM = {"musicnn": (MUSICNN_PATCH_SECONDS, MUSICNN_PATCH_SECONDS / 2)}
+PIPELINE_NAMES = tuple(PIPELINE_SPACE) + ("step_seconds",)
 # 0 / False (off) is always one of the choices; masks need time-frequency features.
 AUGMENT_SPACE: dict[str, tuple] = {
     "random_offsets": (False, True),
@@ -185,15 +196,19 @@ class SearchSpace:
         """
         if tune not in TUNE_PARTS:
             raise ConfigError(f"unknown --tune {tune!r}; valid: {', '.join(TUNE_PARTS)}")
-        approach = _keras_approach(model)
+        from models.registry import get_approach
+
+        approach = get_approach(model)
+        keras_kind = approach.kind == "keras"
         entries: dict[str, kt_hp.HyperParameter] = {}
         if tune in ("all", "pipeline"):
-            for name in PIPELINE_FIELDS_BY_TRANSFORM[transform]:
-                entries[name] = choice(name, PIPELINE_SPACE[name])
             entries.update({name: choice(name, values)
-                            for name, values in _augment_choices(transform).items()})
+                            for name, values in _pipeline_choices(model, transform).items()})
+            if keras_kind:  # a scikit-learn approach never sees the training stream
+                entries.update({name: choice(name, values)
+                                for name, values in _augment_choices(transform).items()})
         if tune in ("all", "model"):
-            for name, spec_ in TRAINING_SPACE.items():
+            for name, spec_ in (TRAINING_SPACE.items() if keras_kind else ()):
                 h = approach.train_ranges.get(name)
                 entries[name] = _from_hparam(name, h) if h else _from_range(name, spec_)
             entries.update({name: _from_hparam(name, h) for name, h in approach.hparams.items()
@@ -217,8 +232,19 @@ class SearchSpace:
         """Every name a trial may set for the approach: pipeline, training and model ones."""
         from models.registry import get_approach
 
-        return (PIPELINE_FIELDS_BY_TRANSFORM[transform] + tuple(_augment_choices(transform))
-                + TRAINING_FIELDS + tuple(get_approach(model).defaults))
+        approach = get_approach(model)
+        pipeline = tuple(_pipeline_choices(model, transform))
+        if approach.kind != "keras":  # fitted once on vectors: no training stream or optimizer
+            return pipeline + tuple(approach.defaults)
+        return (pipeline + tuple(_augment_choices(transform)) + TRAINING_FIELDS
+                + tuple(approach.defaults))
+
+    @property
+    def model_kind(self) -> str:
+        """"keras" or "sklearn": the approach's kind."""
+        from models.registry import get_approach
+
+        return get_approach(self.model).kind
 
     def known_names(self) -> tuple[str, ...]:
         return self.known_names_of(self.model, self.transform)
@@ -254,6 +280,8 @@ class SearchSpace:
                 step_seconds=seconds * ratio,
                 sample_rate=int(v.get("sample_rate", window.sample_rate)),
             )
+        if "step_seconds" in v:
+            window = dataclasses.replace(window, step_seconds=float(v["step_seconds"]))
         transform = dataclasses.replace(
             base.transform, name=self.transform,
             **{k: int(v[k]) for k in TRANSFORM_FIELDS if k in v},
@@ -296,6 +324,10 @@ class SearchSpace:
             check_compatible(train.model, cfg.transform.name)
         except (ConfigError, ValueError) as e:
             return str(e)
+        w = cfg.window
+        if "step_seconds" in values and w.step_seconds > w.window_seconds:
+            return (f"step_seconds ({w.step_seconds:g}) longer than the window "
+                    f"({w.window_seconds:g} s) skips audio")
         t = cfg.transform
         if t.name in ("stft", "mel", "mfcc") and t.hop_length > (t.win_length or t.n_fft):
             return f"hop_length ({t.hop_length}) longer than the frame ({t.win_length or t.n_fft}) skips samples"
@@ -306,7 +338,7 @@ class SearchSpace:
 
     def count_valid(self, base: PipelineConfig, base_train: TrainConfig, limit: int = 20000):
         """(valid, total) discrete combinations of the pipeline entries; a sanity check."""
-        grids = {n: _grid(e) for n, e in self.entries.items() if n in PIPELINE_SPACE}
+        grids = {n: discrete_values(e) for n, e in self.entries.items() if n in PIPELINE_NAMES}
         grids = {n: g for n, g in grids.items() if g is not None}
         total = valid = 0
         for combo in itertools.islice(itertools.product(*grids.values()), limit):
@@ -343,23 +375,10 @@ class SearchSpace:
         }
 
 
-def _grid(entry: kt_hp.HyperParameter) -> Optional[tuple]:
+def discrete_values(entry: kt_hp.HyperParameter) -> Optional[tuple]:
     """The discrete values of an entry; None for a continuous one."""
     s = spec(entry)
     return {"Fixed": (s.get("value"),), "Choice": tuple(s.get("values", ()))}.get(s["type"])
-
-
-def _keras_approach(model: str):
-    from models.registry import APPROACHES, get_approach
-
-    approach = get_approach(model)
-    if approach.kind != "keras":
-        keras_models = ", ".join(n for n, a in APPROACHES.items() if a.kind == "keras")
-        raise ConfigError(
-            f"{model} is a scikit-learn approach; tuning searches Keras approaches "
-            f"(use --model {keras_models})"
-        )
-    return approach
 
 
 def _check_name(model: str, transform: str, name: str, known) -> None:
@@ -368,6 +387,17 @@ def _check_name(model: str, transform: str, name: str, known) -> None:
             f"{name!r} is not a hyperparameter of {model} on {transform}; "
             f"valid: {', '.join(known)}"
         )
+
+
+def _pipeline_choices(model: str, transform: str) -> dict[str, tuple]:
+    """The pipeline entries searched for (model, transform): those the transform reads, and
+    for a scikit-learn approach on the fixed musicnn input the window step (overlap)."""
+    from models.registry import get_approach
+
+    out = {name: PIPELINE_SPACE[name] for name in PIPELINE_FIELDS_BY_TRANSFORM[transform]}
+    if get_approach(model).kind != "keras" and transform in STEP_CHOICES_BY_TRANSFORM:
+        out["step_seconds"] = STEP_CHOICES_BY_TRANSFORM[transform]
+    return out
 
 
 def _augment_choices(transform: str) -> dict[str, tuple]:
