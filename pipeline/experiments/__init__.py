@@ -5,6 +5,7 @@ One trained approach (a run directory):
     keras_training.py       model.fit of a Keras approach, resumable after a kill
     distributed_training.py the tf.distribute custom loop (--strategy multi-worker)
     sklearn_training.py     a scikit-learn approach on vectors streamed from the pipeline
+    song_cv.py              cross-validation by song of an estimator on window vectors (SongKFold)
     run_dir.py              what a run leaves behind, its lifecycle; locking.py: one writer
     seeding.py              seeds and op determinism, set at entry points
 Using a trained run:
@@ -21,7 +22,7 @@ Several runs:
     sweep_report.py         its table (in resolution units), paired tests and plots
     parameter_effects.py    which parameters moved a score, over runs or tuner trials
     ensemble.py             late fusion of approaches, weights chosen out of fold
-    probe_study.py          musicnn feature and probe choices on the same folds
+    probe_study.py          moved: says to use python -m tuning.search --model musicnn
 Shared:
     metrics.py              window- and song-level metrics (numpy)
     plots.py                confusion matrices, curves, comparisons, genre timelines
