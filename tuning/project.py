@@ -31,7 +31,11 @@ def project_dir_from_args(args) -> Path:
 
 
 def search_identity(args, space, base: PipelineConfig, base_train: TrainConfig) -> dict:
+    from models.registry import get_approach
+
+    scoring = {"cv_folds": args.cv_folds} if get_approach(space.model).kind == "sklearn" else {}
     return {
+        **scoring,
         "tuner": args.tuner,
         "objective": args.objective,
         "max_trials": args.max_trials,

@@ -38,7 +38,9 @@ def retrain_and_report(args, project: Path, tuner, space, base, base_train, summ
     model, transform = space.model, space.transform
     run_dir = Path(args.retrain_dir) if args.retrain_dir else project / "best_run"
     epochs = args.retrain_epochs or base_train.epochs
-    print(f"\nretraining trial {best['trial_id']} on the train split ({epochs} epochs) into {run_dir}")
+    budget = (f"{epochs} epochs" if space.model_kind == "keras" else
+              "refitted on train + validation" if base_train.refit else "fitted once")
+    print(f"\nretraining trial {best['trial_id']} on the train split ({budget}) into {run_dir}")
     result = retrain_best(best, space, base, base_train, run_dir, epochs, args.verbose)
     keys = ("window_accuracy", "song_accuracy_mean_vote", "song_accuracy_majority_vote",
             "window_macro_f1", "song_macro_f1", "num_windows", "num_songs",

@@ -6,6 +6,14 @@ length, sample rate, n_fft, hop length, n_mels / n_mfcc); each trial streams its
 pipeline.  The approach is --model/--transform, by default the best Keras approach of the last
 `python -m pipeline.compare` report (reports/compare/results.csv), else cnn2d on mel.
 
+scikit-learn approaches (--model musicnn, svc, rf) go through Keras Tuner's SklearnTuner: the
+estimator's hyperparameters (the probe and its C, the musicnn weights and layer; C; trees and
+leaves) and the pipeline's, each trial scored by a --cv-folds cross-validation *by song* over
+the training songs (objective cv_song_accuracy: each held-out song decided by its windows' mean
+probabilities).  musicnn's features come from the embedding store (one network pass per
+weights and window step, kept on disk), so a trial costs probe fits.  --tuner grid tries every
+combination (what `pipeline.experiments.probe_study` used to do for the probe).
+
 Every other pipeline/training flag sets the base configuration; a flag given explicitly pins
 that hyperparameter (e.g. --sample-rate 22050 takes the sample rate out of the search).
 --fix NAME=VALUE and --choices NAME=V1,V2 change single entries; --show-space prints the space.
@@ -47,6 +55,7 @@ from tuning.project import (  # noqa: F401
 # Explicitly given flags that pin a hyperparameter of the space: argparse dest -> name.
 PINNING_FLAGS = {
     "WindowConfig.window_seconds": "window_seconds",
+    "WindowConfig.step_seconds": "step_seconds",
     "WindowConfig.sample_rate": "sample_rate",
     "TransformConfig.n_fft": "n_fft",
     "TransformConfig.hop_length": "hop_length",
@@ -59,8 +68,6 @@ PINNING_FLAGS = {
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from tuning import OBJECTIVES, TUNE_PARTS, TUNERS
-
     parser = argparse.ArgumentParser(
         prog="python -m tuning.search",
         description=__doc__,
@@ -70,17 +77,39 @@ def build_parser() -> argparse.ArgumentParser:
         "  python -m tuning.search --model lstm --transform mfcc --tuner bayesian \\\n"
         "      --objective val_song_accuracy --max-trials 30 --dataset-config gtzan\n"
         "  python -m tuning.search --tune model --choices filters=16,32 --fix dropout=0.3\n"
-        "  python -m tuning.search --model cnn2d --transform mel --show-space",
+        "  python -m tuning.search --model cnn2d --transform mel --show-space\n"
+        "  python -m tuning.search --model musicnn --dataset-config gtzan --max-trials 20\n"
+        "  python -m tuning.search --model rf --transform mfcc --tuner bayesian --max-trials 30",
     )
-    g = parser.add_argument_group("search")
+    add_search_args(parser.add_argument_group("search"))
+    r = parser.add_argument_group("retraining the best configuration")
+    r.add_argument("--no-retrain", action="store_true", help="only search and summarise")
+    r.add_argument("--retrain-dir", metavar="DIR",
+                   help="run directory of the retrained best configuration (default: <directory>/<project>/best_run)")
+    r.add_argument("--retrain-epochs", type=int, default=None,
+                   help="epochs of the retraining (default: --epochs; early stopping applies)")
+    flags.add_pipeline_args(parser)
+    flags.add_train_args(parser)
+    return parser
+
+
+def add_search_args(g) -> None:
+    """The search's own flags (the pipeline and training ones come from the config dataclasses)."""
+    from tuning import OBJECTIVES, TUNE_PARTS, TUNERS
+
     g.add_argument("--tuner", choices=TUNERS, default="random",
-                   help="search algorithm (default: random). hyperband: --epochs is its maximum "
-                   "epochs per trial, and --max-trials caps its brackets")
+                   help="search algorithm (default: random). grid: every combination in turn "
+                   "(discrete entries only; --max-trials caps it). hyperband (Keras approaches): "
+                   "--epochs is its maximum epochs per trial, and --max-trials caps its brackets")
     g.add_argument("--max-trials", type=int, default=10,
                    help="trials in the search (default: 10); a larger value extends a finished search")
-    g.add_argument("--objective", choices=tuple(OBJECTIVES), default="val_accuracy",
+    g.add_argument("--objective", choices=tuple(OBJECTIVES), default=None,
                    help="what the search maximises: " + "; ".join(f"{k}: {v}" for k, v in OBJECTIVES.items())
-                   + " (default: val_accuracy)")
+                   + " (default: val_accuracy for Keras approaches, cv_song_accuracy for "
+                   "scikit-learn ones)")
+    g.add_argument("--cv-folds", type=int, default=5,
+                   help="scikit-learn approaches: folds of whole songs in each trial's "
+                   "cross-validation over the training songs (default: 5)")
     g.add_argument("--directory", default=DEFAULT_DIRECTORY,
                    help=f"where searches live (default: {DEFAULT_DIRECTORY})")
     g.add_argument("--project-name",
@@ -105,15 +134,6 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--top", type=int, default=5, help="best trials in the summary table (default: 5)")
     g.add_argument("--verbose", type=int, default=1, choices=(0, 1, 2),
                    help="0 silent, 1 progress, 2 one line per epoch")
-    r = parser.add_argument_group("retraining the best configuration")
-    r.add_argument("--no-retrain", action="store_true", help="only search and summarise")
-    r.add_argument("--retrain-dir", metavar="DIR",
-                   help="run directory of the retrained best configuration (default: <directory>/<project>/best_run)")
-    r.add_argument("--retrain-epochs", type=int, default=None,
-                   help="epochs of the retraining (default: --epochs; early stopping applies)")
-    flags.add_pipeline_args(parser)
-    flags.add_train_args(parser)
-    return parser
 
 
 # --------------------------------------------------------------------------------------------
@@ -128,7 +148,9 @@ def pinned_from_flags(args) -> dict[str, Any]:
 def make_space(args, model: str, transform: str):
     from tuning.search_space import SearchSpace
 
-    fixed = {**pinned_from_flags(args), **parse_assignments(args.fix, "--fix")}
+    known = SearchSpace.known_names_of(model, transform)
+    pinned = {k: v for k, v in pinned_from_flags(args).items() if k in known}  # others: base config
+    fixed = {**pinned, **parse_assignments(args.fix, "--fix")}
     choices = parse_assignments(args.choices, "--choices", many=True)
     return SearchSpace.for_approach(model, transform, tune=args.tune, fixed=fixed, choices=choices)
 
@@ -168,8 +190,10 @@ def base_configs(args, model: str, transform: str) -> tuple[PipelineConfig, Trai
 def describe_search(args, space, base, base_train, source: str, role: str) -> None:
     """Print what is searched; ConfigError when no pipeline combination is valid."""
     valid, total = space.count_valid(base, base_train)
+    budget = (f"{base_train.epochs} epochs" if space.model_kind == "keras"
+              else f"{args.cv_folds}-fold cross-validation by song")
     print(f"search: {space.model} on {space.transform} ({source}); tuner {args.tuner}, objective "
-          f"{args.objective}, max {args.max_trials} trials, {base_train.epochs} epochs; role {role}")
+          f"{args.objective}, max {args.max_trials} trials, {budget}; role {role}")
     print("space:\n" + space.describe())
     if valid == 0:
         raise ConfigError("no valid combination of the pipeline hyperparameters; "
@@ -178,10 +202,33 @@ def describe_search(args, space, base, base_train, source: str, role: str) -> No
         print(f"  ({total - valid} of {total} pipeline combinations are invalid and never sampled)")
 
 
+def check_objective_and_tuner(args, space) -> None:
+    """Set the default objective of the approach's kind; ConfigError for one of the other kind,
+    and for a grid over a continuous entry."""
+    from tuning import DEFAULT_OBJECTIVE
+    from tuning.estimator_search import SKLEARN_OBJECTIVES
+    from tuning.search_space import discrete_values
+
+    kind = space.model_kind
+    args.objective = args.objective or DEFAULT_OBJECTIVE[kind]
+    if (args.objective in SKLEARN_OBJECTIVES) != (kind == "sklearn"):
+        raise ConfigError(f"--objective {args.objective} does not apply to {space.model} "
+                          f"(a {kind} approach; its default is {DEFAULT_OBJECTIVE[kind]})")
+    continuous = [n for n, e in space.entries.items() if discrete_values(e) is None]
+    if args.tuner == "grid" and continuous:
+        raise ConfigError(f"--tuner grid needs discrete values: give --choices or --fix for "
+                          f"{', '.join(continuous)}")
+    if args.cv_folds < 2:
+        raise ConfigError("--cv-folds must be at least 2")
+
+
 def run_search(args, project: Path, space, base, base_train, role: str):
     """The tuner over this project, searched (the chief serves, workers run trials)."""
     from tuning import tuners as tuners_lib
     from tuning.hypermodel import TrialHyperModel, make_objective
+
+    if space.model_kind == "sklearn":
+        return run_estimator_search(args, project, space, base, base_train)
 
     hypermodel = TrialHyperModel(space, base, base_train, objective=args.objective)
     tuner = tuners_lib.make_tuner(
@@ -191,6 +238,21 @@ def run_search(args, project: Path, space, base, base_train, role: str):
         hyperband_factor=args.hyperband_factor, hyperband_iterations=args.hyperband_iterations,
         num_initial_points=args.num_initial_points,
     )
+    for line in getattr(tuner.oracle, "repairs", None) or []:
+        print(f"resume: {line}")
+    tuner.search(verbose=args.verbose)
+    return tuner
+
+
+def run_estimator_search(args, project: Path, space, base, base_train):
+    """`run_search` for a scikit-learn approach: Keras Tuner's SklearnTuner, scored by song."""
+    from tuning.estimator_search import EstimatorHyperModel, make_estimator_tuner
+
+    hypermodel = EstimatorHyperModel(space, base, base_train, verbose=bool(args.verbose))
+    tuner = make_estimator_tuner(
+        args.tuner, hypermodel, objective=args.objective, max_trials=args.max_trials,
+        seed=base.seed, cv_folds=args.cv_folds, directory=str(project.parent),
+        project_name=project.name, num_initial_points=args.num_initial_points)
     for line in getattr(tuner.oracle, "repairs", None) or []:
         print(f"resume: {line}")
     tuner.search(verbose=args.verbose)
@@ -208,6 +270,7 @@ def main(argv=None) -> int:
     model, transform, source = resolve_approach(args)
     base, base_train = base_configs(args, model, transform)
     space = make_space(args, model, transform)
+    check_objective_and_tuner(args, space)
     role = "worker" if is_worker() else "chief" if is_chief() else "standalone"
     describe_search(args, space, base, base_train, source, role)
     if args.show_space:

@@ -13,7 +13,8 @@ from tuning.trial_effects import effects_markdown
 def trial_record(trial, space) -> dict:
     """One trial as a JSON-able dict: id, status, score, metrics at its best epoch, values."""
     metrics = {}
-    for name in ("val_accuracy", "val_song_accuracy", "val_loss", "accuracy", "loss"):
+    for name in ("val_accuracy", "val_song_accuracy", "val_loss", "accuracy", "loss",
+                 "cv_song_accuracy", "cv_window_accuracy", "fit_seconds"):
         if trial.metrics.exists(name):
             metrics[name] = python_value(trial.metrics.get_last_value(name))
     values = {k: python_value(v) for k, v in trial.hyperparameters.values.items()}
@@ -41,13 +42,16 @@ def summary_table(records: list[dict], space, objective: str) -> str:
     """Markdown table of trials (best first): scores, then the searched hyperparameters."""
     fixed = space.fixed()
     names = [n for n in space.entries if n not in fixed]
-    scores = ["val_accuracy", "val_song_accuracy"]
+    by_song = objective.startswith("cv_")  # a scikit-learn approach: cross-validated, no epochs
+    scores = ["cv_window_accuracy", "cv_song_accuracy"] if by_song else ["val_accuracy",
+                                                                         "val_song_accuracy"]
     header = ["rank", "trial", *(f"{m} (objective)" if m == objective else m for m in scores),
-              "epoch", *names]
+              "fit s" if by_song else "epoch", *names]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for rank, r in enumerate(records, 1):
         epoch = r["best_epoch"] + 1 if isinstance(r["best_epoch"], int) else None
-        cells = [rank, r["trial_id"], *(r["metrics"].get(m) for m in scores), epoch,
+        cells = [rank, r["trial_id"], *(r["metrics"].get(m) for m in scores),
+                 r["metrics"].get("fit_seconds") if by_song else epoch,
                  *(r["values"].get(n) for n in names)]
         lines.append("| " + " | ".join(_cell(c) for c in cells) + " |")
     return "\n".join(lines)

@@ -163,6 +163,10 @@ class BayesianOracle(ResumableOracleMixin, keras_tuner.oracles.BayesianOptimizat
     pass
 
 
+class GridOracle(ResumableOracleMixin, keras_tuner.oracles.GridSearchOracle):
+    """Every combination of the (discrete) space in turn, valid ones only."""
+
+
 class HyperbandOracle(ResumableOracleMixin, keras_tuner.oracles.HyperbandOracle):
     """Hyperband caps at ``max_trials`` too (keras_tuner's own Hyperband has no cap)."""
 
@@ -265,6 +269,25 @@ class HyperbandTuner(ResumableTunerMixin, keras_tuner.Hyperband):
                                    overwrite=overwrite, **kwargs)
 
 
+def make_oracle(kind: str, objective, *, max_trials: int, seed: int, epochs: int = 1,
+                hyperband_factor: int = 3, hyperband_iterations: int = 1,
+                num_initial_points: Optional[int] = None):
+    """A resumable oracle of `kind` ("random", "bayesian", "grid" or "hyperband")."""
+    compat.check_version()
+    common = dict(objective=objective, seed=seed)
+    if kind == "random":
+        return RandomOracle(max_trials=max_trials, **common)
+    if kind == "bayesian":
+        return BayesianOracle(max_trials=max_trials, num_initial_points=num_initial_points, **common)
+    if kind == "grid":
+        return GridOracle(max_trials=max_trials, **common)
+    if kind == "hyperband":
+        return HyperbandOracle(max_epochs=epochs, factor=hyperband_factor,
+                               hyperband_iterations=hyperband_iterations,
+                               max_trials=max_trials, **common)
+    raise ValueError(f"unknown tuner {kind!r}; valid: {', '.join(TUNERS)}")
+
+
 def make_tuner(
     kind: str,
     hypermodel,
@@ -280,19 +303,12 @@ def make_tuner(
     hyperband_iterations: int = 1,
     num_initial_points: Optional[int] = None,
 ):
-    """A resumable tuner of `kind` ("hyperband", "bayesian" or "random") over `hypermodel`."""
-    compat.check_version()
-    common = dict(objective=objective, seed=seed)
-    if kind == "random":
-        oracle = RandomOracle(max_trials=max_trials, **common)
-    elif kind == "bayesian":
-        oracle = BayesianOracle(max_trials=max_trials, num_initial_points=num_initial_points, **common)
-    elif kind == "hyperband":
-        oracle = HyperbandOracle(max_epochs=epochs, factor=hyperband_factor,
-                                 hyperband_iterations=hyperband_iterations,
-                                 max_trials=max_trials, **common)
-    else:
-        raise ValueError(f"unknown tuner {kind!r}; valid: {', '.join(TUNERS)}")
+    """A resumable tuner of `kind` ("hyperband", "bayesian", "grid" or "random") over the Keras
+    `hypermodel`."""
+    oracle = make_oracle(kind, objective, max_trials=max_trials, seed=seed, epochs=epochs,
+                         hyperband_factor=hyperband_factor,
+                         hyperband_iterations=hyperband_iterations,
+                         num_initial_points=num_initial_points)
     oracle.values_filter = getattr(hypermodel, "is_valid", None)
     cls = HyperbandTuner if kind == "hyperband" else SearchTuner
     tuner = cls(oracle=oracle, hypermodel=hypermodel, directory=directory,
