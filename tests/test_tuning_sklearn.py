@@ -277,3 +277,19 @@ def test_nested_evaluation_searches_inside_each_outer_training_fold(small_data_d
         assert not set(searched) & test_songs and len(set(searched)) + len(test_songs) == 40
     assert len(all_tested) == 40  # every song tested once
     assert "only tuned right" in (tmp_path / "p" / "nested.md").read_text()
+
+
+def test_nested_and_the_old_probe_study_refuse_clearly(tmp_path, capsys):
+    from pipeline.experiments import probe_study
+    from tuning import nested
+
+    base = ["--model", "rf", "--transform", "mfcc", "--directory", str(tmp_path)]
+    with pytest.raises(ConfigError, match="--folds K .at least 2. sets the outer folds"):
+        nested.main(base)
+    with pytest.raises(ConfigError, match="--fold is chosen by the nested evaluation"):
+        nested.main(base + ["--folds", "3", "--fold", "1"])
+    with pytest.raises(ConfigError, match="leave out --no-retrain"):
+        nested.main(base + ["--folds", "3", "--no-retrain"])
+    assert not any(tmp_path.iterdir())  # refused before anything was written
+    assert probe_study.main([]) == 2
+    assert "python -m tuning.search --model musicnn --tuner grid" in capsys.readouterr().err
