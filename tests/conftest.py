@@ -67,3 +67,43 @@ def small_data_dir(tmp_path_factory) -> str:
     data_dir = tmp_path_factory.mktemp("tfds_small")
     tfds.builder("gtzan_tfds/synthetic_small", data_dir=str(data_dir)).download_and_prepare()
     return str(data_dir)
+
+
+@pytest.fixture
+def kill_when():
+    """``kill_when(proc, condition)``: SIGKILL ``proc`` (a subprocess.Popen) the moment
+    ``condition()`` holds; fails if the process ends first or nothing happens in ``timeout`` s."""
+    import signal
+    import time
+
+    def kill(proc, condition, timeout: float = 300.0) -> None:
+        deadline = time.monotonic() + timeout
+        while not condition():
+            assert proc.poll() is None, "the process ended before it could be killed"
+            assert time.monotonic() < deadline, "the moment to kill it never came"
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+
+    return kill
+
+
+@pytest.fixture
+def network_windows(monkeypatch) -> dict:
+    """Counts the windows passed through the frozen musicnn network, every way into it
+    (``counted["windows"]``)."""
+    from models import musicnn_probe
+
+    counted = {"windows": 0}
+    for factory in ("_all_layers", "_extractor"):
+        real = getattr(musicnn_probe, factory)
+
+        def counting(*args, _real=real):
+            fn = _real(*args)
+
+            def run(x):
+                counted["windows"] += int(x.shape[0])
+                return fn(x)
+            return run
+        monkeypatch.setattr(musicnn_probe, factory, counting)
+    return counted

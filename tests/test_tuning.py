@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -356,18 +355,13 @@ def test_changed_settings_refuse_to_resume(small_data_dir, tmp_path):
 # --------------------------------------------------------------------------------------------
 # the real CLI, killed and resumed; chief and workers
 @pytest.mark.timeout(600)
-def test_search_killed_after_a_trial_resumes_without_losing_or_repeating(small_data_dir, tmp_path):
+def test_search_killed_after_a_trial_resumes_without_losing_or_repeating(small_data_dir, tmp_path,
+                                                                         kill_when):
     args = search_args(small_data_dir, tmp_path, "--epochs", "2", "--no-retrain", max_trials=4)
     project = tmp_path / "p"
     proc = subprocess.Popen([sys.executable, "-m", "tuning.search", *args], cwd=ROOT,
                             env=plain_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 300
-    while not completed(project):
-        assert proc.poll() is None, "the search ended before it could be killed"
-        assert time.monotonic() < deadline, "no trial completed in time"
-        time.sleep(0.05)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
+    kill_when(proc, lambda: completed(project))
     finished_before = completed(project)
     assert 1 <= len(finished_before) < 4
 

@@ -11,10 +11,8 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -180,20 +178,15 @@ def test_grid_tries_every_combination_once_then_stops(small_data_dir, tmp_path):
 
 
 @pytest.mark.timeout(600)
-def test_rf_search_killed_mid_way_resumes_without_losing_or_repeating(small_data_dir, tmp_path):
+def test_rf_search_killed_mid_way_resumes_without_losing_or_repeating(small_data_dir, tmp_path,
+                                                                      kill_when):
     args = rf_args(small_data_dir, tmp_path, "--no-retrain", "--choices", "n_estimators=200,300",
                    max_trials=4)
     project = tmp_path / "p"
     env = {k: v for k, v in os.environ.items() if not k.startswith("KERASTUNER_")}
     proc = subprocess.Popen([sys.executable, "-m", "tuning.search", *args], cwd=ROOT, env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 300
-    while not completed(project):
-        assert proc.poll() is None, "the search ended before it could be killed"
-        assert time.monotonic() < deadline, "no trial completed in time"
-        time.sleep(0.05)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
+    kill_when(proc, lambda: completed(project))
     before = completed(project)
     assert 1 <= len(before) < 4
     result = subprocess.run([sys.executable, "-m", "tuning.search", *args], cwd=ROOT, env=env,
@@ -209,25 +202,12 @@ def test_rf_search_killed_mid_way_resumes_without_losing_or_repeating(small_data
 # --- the musicnn probe --------------------------------------------------------------------------
 @needs_wheel
 def test_musicnn_search_passes_the_network_once_per_weights_and_exports_its_best(
-        small_data_dir, tmp_path, monkeypatch):
+        small_data_dir, tmp_path, network_windows):
     import tensorflow as tf
 
-    from models import musicnn_probe
     from pipeline.serving.exporting import export_run
     from tuning import search
 
-    counted = {"windows": 0}
-    for factory in ("_all_layers", "_extractor"):  # every way into the frozen network
-        real = getattr(musicnn_probe, factory)
-
-        def counting(*args, _real=real):
-            fn = _real(*args)
-
-            def run(x):
-                counted["windows"] += int(x.shape[0])
-                return fn(x)
-            return run
-        monkeypatch.setattr(musicnn_probe, factory, counting)
     assert search.main(["--model", "musicnn", "--dataset-config", "synthetic_small",
                         "--data-dir", small_data_dir, "--embedding-dir", str(tmp_path / "emb"),
                         "--fix", "probe=logistic", "--fix", "step_seconds=2.976",
@@ -238,7 +218,7 @@ def test_musicnn_search_passes_the_network_once_per_weights_and_exports_its_best
     assert summary["trial_counts"] == {"COMPLETED": 4}
     weights = {t["values"]["weights"] for t in summary["best_trials"]}
     # 40 songs x 3 windows, once per network tried: a trial costs a probe fit, not a pass
-    assert counted["windows"] == 120 * len(weights)
+    assert network_windows["windows"] == 120 * len(weights)
     info = export_run(tmp_path / "m" / "best_run", tmp_path / "export")
     assert info["approach"] == "musicnn"
     serve = tf.saved_model.load(str(tmp_path / "export")).signatures["serving_default"]
@@ -248,12 +228,18 @@ def test_musicnn_search_passes_the_network_once_per_weights_and_exports_its_best
 
 
 # --- nested evaluation --------------------------------------------------------------------------
+@needs_wheel
 def test_nested_evaluation_searches_inside_each_outer_training_fold(small_data_dir, tmp_path):
+    """The musicnn probe (its vectors from the store: cheap); the code is the same for any
+    approach."""
     from tuning import nested, search
     from tuning.estimator_search import EstimatorHyperModel
 
-    args = rf_args(small_data_dir, tmp_path, "--folds", "3", "--fix", "n_fft=512", "--fix",
-                   "n_mfcc=13", "--fix", "n_estimators=20", max_trials=1)
+    args = ["--model", "musicnn", "--dataset-config", "synthetic_small", "--data-dir",
+            small_data_dir, "--folds", "3", "--fix", "probe=logistic", "--fix", "weights=msd",
+            "--fix", "step_seconds=2.976", "--choices", "C=0.01,1.0", "--cv-folds", "3",
+            "--max-trials", "2", "--directory", str(tmp_path), "--project-name", "p",
+            "--verbose", "0"]
     assert nested.main(args) == 0
     result = json.loads((tmp_path / "p" / "nested.json").read_text())
     assert result["tuned"]["num_songs"] == result["default"]["num_songs"] == 40
@@ -270,10 +256,9 @@ def test_nested_evaluation_searches_inside_each_outer_training_fold(small_data_d
         all_tested |= test_songs
         # the songs this fold's search scored its trials on: never its test songs
         fold_args = search.build_parser().parse_args([*args, "--fold", str(fold)])
-        space = search.make_space(fold_args, "rf", "mfcc")
-        hypermodel = EstimatorHyperModel(space, *search.base_configs(fold_args, "rf", "mfcc"),
-                                         verbose=False)
-        _, _, searched = hypermodel.trial_data(space.hp.copy())
+        base = search.base_configs(fold_args, "musicnn", "musicnn")
+        space = search.make_space(fold_args, "musicnn", "musicnn")
+        _, _, searched = EstimatorHyperModel(space, *base, verbose=False).trial_data(space.hp.copy())
         assert not set(searched) & test_songs and len(set(searched)) + len(test_songs) == 40
     assert len(all_tested) == 40  # every song tested once
     assert "only tuned right" in (tmp_path / "p" / "nested.md").read_text()
