@@ -59,6 +59,12 @@ STORE_FORMAT = 1  # bump when the layout of the records changes
 STORE_JSON = "store.json"
 WINDOWS_PER_FILE = 4096  # ~28 MB of musicnn's three layers per file
 DEFAULT_ROOT = "gtzan_tfds_embeddings"
+READ_BATCH = 1024  # records parsed per tf.io.parse_example call when a store is read
+
+# (store folder, layer, its files' names, sizes and times) -> StoredWindows: every fold, split
+# and run of a process reads its layer of a store from the files once (30 MB for musicnn's
+# max_pool on 10,000 windows), not once per split and fold.
+_WINDOWS_CACHE: dict[tuple, "StoredWindows"] = {}
 
 
 def dataset_fingerprint(builder) -> dict:
@@ -141,36 +147,78 @@ class EmbeddingStore:
 
         return folds.fold_song_ids(ensure_built(self.cfg.dataset), self.cfg.dataset, split)
 
-    def batches(self, split: str, layer: Optional[str] = None) -> tf.data.Dataset:
-        """``(vectors [B, d], label [B], song_id [B])`` of ``split`` (of the fold, with folds),
-        the songs in the order the store holds them, a song's windows in order."""
+    def windows(self, layer: Optional[str] = None) -> "StoredWindows":
+        """Every window of the store, ``layer`` only, read once per process (``read_windows``)."""
+        layer = layer or self.features.layer
+        if layer not in self.info["dims"]:
+            raise ConfigError(f"{self.path / STORE_JSON}: no layer {layer!r}; stored: "
+                              f"{', '.join(self.info['dims'])}")
+        files = [self.path / f for f in self.info["files"]]
+        # A rebuilt store (same folder, new files) is read again: its files' sizes and times
+        # are part of the cache key.
+        key = (str(self.path), layer,
+               tuple((f.name, f.stat().st_size, f.stat().st_mtime_ns) for f in files))
+        if key not in _WINDOWS_CACHE:
+            _WINDOWS_CACHE[key] = read_windows(files, layer, self.info["dims"][layer])
+        return _WINDOWS_CACHE[key]
+
+    def _select(self, split: str, layer: Optional[str]):
         if split not in SPLITS:
             raise ConfigError(f"unknown split {split!r}; valid: {', '.join(SPLITS)}")
-        layer = layer or self.features.layer
-        spec = {"song_id": tf.io.FixedLenFeature([], tf.string),
-                "label": tf.io.FixedLenFeature([], tf.int64),
-                "split": tf.io.FixedLenFeature([], tf.string),
-                layer: tf.io.FixedLenFeature([self.info["dims"][layer]], tf.float32)}
-        files = [str(self.path / f) for f in self.info["files"]]
-        ds = tf.data.TFRecordDataset(files).map(lambda r: tf.io.parse_single_example(r, spec))
+        stored = self.windows(layer)
         songs = self._songs(split)
         if songs is None:
-            ds = ds.filter(lambda e: tf.equal(e["split"], split))
+            keep = stored.splits == split.encode()
         else:
-            ds = folds.keep_songs(ds, songs)
-        ds = ds.map(lambda e: (e[layer], e["label"], e["song_id"]))
-        return ds.batch(self.cfg.batch_size).prefetch(2)
+            keep = np.isin(stored.song_ids, np.asarray([s.encode() for s in songs]))
+        return stored.vectors[keep], stored.labels[keep], stored.song_ids[keep].tolist()
 
     def arrays(self, split: str, layer: Optional[str] = None):
-        """(vectors [n, d], labels [n], song ids [n] as bytes) of every window of ``split``."""
-        xs, ys, ids = [], [], []
-        for x, y, s in self.batches(split, layer):
-            xs.append(x.numpy())
-            ys.append(y.numpy())
-            ids.extend(s.numpy().tolist())
-        if not xs:
+        """(vectors [n, d], labels [n], song ids [n] as bytes) of every window of ``split`` (of
+        the fold, with folds), the songs in the order the store holds them, a song's windows in
+        order; from the process's one reading of the store (``windows``)."""
+        x, y, ids = self._select(split, layer)
+        if not ids:
             raise ConfigError(f"split {split!r} of {self.cfg.dataset.name} has no windows")
-        return np.concatenate(xs), np.concatenate(ys), ids
+        return x, y, ids
+
+    def batches(self, split: str, layer: Optional[str] = None) -> tf.data.Dataset:
+        """``arrays`` of ``split`` as batches ``(vectors [B, d], label [B], song_id [B])`` of the
+        config's batch size (none for a split without windows)."""
+        x, y, ids = self._select(split, layer)
+        ids = tf.constant(ids, tf.string, shape=[len(ids)])
+        return tf.data.Dataset.from_tensor_slices((x, y, ids)).batch(self.cfg.batch_size)
+
+
+@dataclasses.dataclass(frozen=True)
+class StoredWindows:
+    """One layer of every window of a store, in the records' order."""
+    vectors: np.ndarray   # [n, d] float32
+    labels: np.ndarray    # [n] int64
+    song_ids: np.ndarray  # [n] bytes (numpy "S")
+    splits: np.ndarray    # [n] bytes: the dataset's own split of each window
+
+
+def read_windows(files: list[Path], layer: str, dims: int) -> StoredWindows:
+    """Parse ``layer`` (and song id, label, split) of every record of ``files``, READ_BATCH
+    records per ``tf.io.parse_example`` call; the other layers' bytes are skipped unparsed."""
+    spec = {"song_id": tf.io.FixedLenFeature([], tf.string),
+            "label": tf.io.FixedLenFeature([], tf.int64),
+            "split": tf.io.FixedLenFeature([], tf.string),
+            layer: tf.io.FixedLenFeature([dims], tf.float32)}
+    ds = tf.data.TFRecordDataset([str(f) for f in files]).batch(READ_BATCH)
+    parts = [{k: v.numpy() for k, v in batch.items()}
+             for batch in ds.map(lambda r: tf.io.parse_example(r, spec)).prefetch(1)]
+    if not parts:
+        return StoredWindows(np.zeros((0, dims), np.float32), np.zeros(0, np.int64),
+                             np.zeros(0, "S1"), np.zeros(0, "S1"))
+
+    def column(name, dtype=None):
+        values = np.concatenate([p[name] for p in parts])
+        return values.astype(dtype) if dtype else values
+
+    return StoredWindows(column(layer), column("label"), column("song_id", "S"),
+                         column("split", "S"))
 
 
 def _read_info(path: Path) -> dict:
