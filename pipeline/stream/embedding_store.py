@@ -100,10 +100,11 @@ def default_root(builder) -> Path:
     return version_dir.parents[2] / DEFAULT_ROOT / version_dir.parent.name / version_dir.name
 
 
-def store_for(cfg: PipelineConfig, train: Optional[TrainConfig], *, verbose: bool = True
-              ) -> Optional["EmbeddingStore"]:
-    """The built store ``train``'s approach reads on ``cfg`` (built now when missing), or None
-    where the approach has no frozen features or ``cfg.dataset.embeddings`` is off."""
+def store_for(cfg: PipelineConfig, train: Optional[TrainConfig], *, verbose: bool = True,
+              build: bool = True) -> Optional["EmbeddingStore"]:
+    """The built store ``train``'s approach reads on ``cfg`` (built now when missing, unless
+    ``build`` is off), or None where the approach has no frozen features,
+    ``cfg.dataset.embeddings`` is off, or (``build=False``) the store is not built yet."""
     from models.registry import frozen_features
 
     if train is None or not cfg.dataset.embeddings:
@@ -111,6 +112,8 @@ def store_for(cfg: PipelineConfig, train: Optional[TrainConfig], *, verbose: boo
     features = frozen_features(train.model, train.hparams)
     if features is None:
         return None
+    if not build:
+        return EmbeddingStore.find(cfg, features)
     return EmbeddingStore.ensure(cfg, features, verbose=verbose)
 
 
@@ -123,6 +126,15 @@ class EmbeddingStore:
     @classmethod
     def ensure(cls, cfg: PipelineConfig, features, *, verbose: bool = True) -> "EmbeddingStore":
         """The store of ``features`` on ``cfg``'s dataset and windows; built first if missing."""
+        return cls._open(cfg, features, build=True, verbose=verbose)
+
+    @classmethod
+    def find(cls, cfg: PipelineConfig, features) -> Optional["EmbeddingStore"]:
+        """The store of ``features`` on ``cfg``'s dataset and windows if it is built, else None."""
+        return cls._open(cfg, features, build=False, verbose=False)
+
+    @classmethod
+    def _open(cls, cfg: PipelineConfig, features, *, build: bool, verbose: bool):
         from pipeline.stream.dataset import ensure_built
 
         builder = ensure_built(cfg.dataset)
@@ -132,6 +144,8 @@ class EmbeddingStore:
             else default_root(builder)
         path = root / f"{features.name}-{key[:16]}"
         if not (path / STORE_JSON).exists():
+            if not build:
+                return None
             _build(path, cfg, features, builder, {"key": key, "inputs": inputs}, verbose)
         info = _read_info(path)
         if info.get("key") != key:
@@ -150,16 +164,17 @@ class EmbeddingStore:
     def windows(self, layer: Optional[str] = None) -> "StoredWindows":
         """Every window of the store, ``layer`` only, read once per process (``read_windows``)."""
         layer = layer or self.features.layer
-        if layer not in self.info["dims"]:
+        if layer not in self.info["layers"]:
             raise ConfigError(f"{self.path / STORE_JSON}: no layer {layer!r}; stored: "
-                              f"{', '.join(self.info['dims'])}")
+                              f"{', '.join(self.info['layers'])}")
         files = [self.path / f for f in self.info["files"]]
         # A rebuilt store (same folder, new files) is read again: its files' sizes and times
         # are part of the cache key.
         key = (str(self.path), layer,
                tuple((f.name, f.stat().st_size, f.stat().st_mtime_ns) for f in files))
         if key not in _WINDOWS_CACHE:
-            _WINDOWS_CACHE[key] = read_windows(files, layer, self.info["dims"][layer])
+            # (a store of no windows has no dims: nothing was computed)
+            _WINDOWS_CACHE[key] = read_windows(files, layer, self.info["dims"].get(layer, 0))
         return _WINDOWS_CACHE[key]
 
     def _select(self, split: str, layer: Optional[str]):
@@ -172,6 +187,10 @@ class EmbeddingStore:
         else:
             keep = np.isin(stored.song_ids, np.asarray([s.encode() for s in songs]))
         return stored.vectors[keep], stored.labels[keep], stored.song_ids[keep].tolist()
+
+    def count(self, split: str) -> int:
+        """How many windows ``split`` (of the fold, with folds) holds."""
+        return len(self._select(split, None)[2])
 
     def arrays(self, split: str, layer: Optional[str] = None):
         """(vectors [n, d], labels [n], song ids [n] as bytes) of every window of ``split`` (of
@@ -206,9 +225,11 @@ def read_windows(files: list[Path], layer: str, dims: int) -> StoredWindows:
             "label": tf.io.FixedLenFeature([], tf.int64),
             "split": tf.io.FixedLenFeature([], tf.string),
             layer: tf.io.FixedLenFeature([dims], tf.float32)}
-    ds = tf.data.TFRecordDataset([str(f) for f in files]).batch(READ_BATCH)
-    parts = [{k: v.numpy() for k, v in batch.items()}
-             for batch in ds.map(lambda r: tf.io.parse_example(r, spec)).prefetch(1)]
+    parts = []
+    if files:  # a store of no windows has no files
+        ds = tf.data.TFRecordDataset([str(f) for f in files]).batch(READ_BATCH)
+        parts = [{k: v.numpy() for k, v in batch.items()}
+                 for batch in ds.map(lambda r: tf.io.parse_example(r, spec)).prefetch(1)]
     if not parts:
         return StoredWindows(np.zeros((0, dims), np.float32), np.zeros(0, np.int64),
                              np.zeros(0, "S1"), np.zeros(0, "S1"))
