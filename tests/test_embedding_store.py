@@ -4,6 +4,10 @@
 - the store holds exactly the vectors the streamed path computes (own splits and folds), is
   computed once, and any change of its inputs (windows, weights identity, the dataset's files)
   makes another store, never a stale read; a build that fails leaves nothing behind;
+- a layer of a store is read from its files once per process and every split of every fold
+  selected from that reading is exactly the records' windows; a built store answers whether
+  a split has windows without decoding songs; scikit-learn fits run on one BLAS thread with
+  the same result;
 - ``compare --folds 3`` of ``musicnn`` (with an ensemble) passes the network over every window
   of the dataset once, and its folds decide the songs as the store-less path does;
 - the ensemble's weights are chosen on the outer fold's training songs only: its test songs'
@@ -138,6 +142,115 @@ def test_a_failed_build_leaves_no_store(small_data_dir, tmp_path):
     net = _Counting()
     assert embedding_store.EmbeddingStore.ensure(cfg, _features(net), verbose=False)
     assert net.windows == 120
+
+
+def _records(store, split, layer, songs=None):
+    """The windows of ``split`` read record by record (the reading the store had before it kept
+    a layer in memory): (vectors, labels, song ids)."""
+    spec = {"song_id": tf.io.FixedLenFeature([], tf.string),
+            "label": tf.io.FixedLenFeature([], tf.int64),
+            "split": tf.io.FixedLenFeature([], tf.string),
+            layer: tf.io.FixedLenFeature([store.info["dims"][layer]], tf.float32)}
+    xs, ys, ids = [], [], []
+    for record in tf.data.TFRecordDataset([str(store.path / f) for f in store.info["files"]]):
+        e = tf.io.parse_single_example(record, spec)
+        song = e["song_id"].numpy()
+        if (song.decode() in songs) if songs is not None else e["split"].numpy() == split.encode():
+            xs.append(e[layer].numpy())
+            ys.append(int(e["label"]))
+            ids.append(song)
+    return np.stack(xs), np.asarray(ys), ids
+
+
+def test_a_store_layer_is_read_once_per_process_and_gives_every_record_exactly(
+        small_data_dir, tmp_path, monkeypatch):
+    from pipeline.stream.dataset import ensure_built
+
+    reads = []
+    real = embedding_store.read_windows
+    monkeypatch.setattr(embedding_store, "read_windows",
+                        lambda files, layer, dims: reads.append(layer) or real(files, layer, dims))
+    cfg = _cfg(small_data_dir, tmp_path)
+    features = _features(_Counting())
+    store = embedding_store.EmbeddingStore.ensure(cfg, features, verbose=False)
+    assert not reads  # building reads nothing back
+    for split in ("train", "validation", "test"):
+        x, y, ids = store.arrays(split)
+        want = _records(store, split, "max")
+        assert np.array_equal(x, want[0]) and np.array_equal(y, want[1]) and ids == want[2]
+        assert x.dtype == np.float32 and store.count(split) == len(ids)
+    for fold in range(3):  # every fold of 3: the fold's songs, in the store's order
+        fold_cfg = dataclasses.replace(cfg, dataset=dataclasses.replace(cfg.dataset, folds=3,
+                                                                        fold=fold))
+        fold_store = embedding_store.EmbeddingStore.ensure(fold_cfg, features, verbose=False)
+        for split in ("train", "validation", "test"):
+            songs = set(fold_song_ids(ensure_built(fold_cfg.dataset), fold_cfg.dataset, split))
+            x, y, ids = fold_store.arrays(split)
+            want = _records(fold_store, split, "max", songs)
+            assert np.array_equal(x, want[0]) and np.array_equal(y, want[1]) and ids == want[2]
+            batched = list(fold_store.batches(split))  # what evaluation reads: the same windows
+            assert all(len(b[0]) <= cfg.batch_size for b in batched)
+            assert np.array_equal(np.concatenate([b[0] for b in batched]), x)
+            assert sum((b[2].numpy().tolist() for b in batched), []) == ids
+    assert reads == ["max"]  # 3 own splits + 3 folds x 3 splits: one reading
+    x_mean, _, _ = store.arrays("test", "mean")
+    assert reads == ["max", "mean"] and np.array_equal(x_mean, _records(store, "test", "mean")[0])
+    # a store rewritten in place (same folder, new files) is read again, never served stale
+    shard = store.path / store.info["files"][0]
+    os.utime(shard, ns=(shard.stat().st_atime_ns, shard.stat().st_mtime_ns + 10**9))
+    store.arrays("test")
+    assert reads == ["max", "mean", "max"]
+
+
+def test_split_windows_are_checked_on_a_built_store_without_decoding_songs(
+        small_data_dir, tmp_path, monkeypatch):
+    from pipeline.experiments import run_evaluation, sklearn_training
+
+    features = _features(_Counting())
+    monkeypatch.setattr(embedding_store, "store_for",
+                        lambda cfg, train, build=True, verbose=True:
+                        embedding_store.EmbeddingStore.find(cfg, features))
+
+    def decoding(cfg, split):
+        raise AssertionError(f"songs of {split} decoded")
+
+    monkeypatch.setattr(run_evaluation, "require_windows", decoding)
+    cfg = _cfg(small_data_dir, tmp_path, folds=3, fold=2)
+    with pytest.raises(AssertionError, match="decoded"):  # no store yet: the songs' check
+        sklearn_training.require_split_windows(cfg, None)
+    embedding_store.EmbeddingStore.ensure(cfg, features, verbose=False)
+    sklearn_training.require_split_windows(cfg, None)  # the store's records answer
+    # windows longer than every song: a store of no windows, and the songs' own error
+    long = dataclasses.replace(cfg, window=dataclasses.replace(cfg.window, window_seconds=10.0,
+                                                               step_seconds=10.0))
+    assert embedding_store.EmbeddingStore.ensure(long, features, verbose=False).count("test") == 0
+    with pytest.raises(ConfigError, match="split 'train' .* gives no windows"):
+        sklearn_training.require_split_windows(long, None)
+
+
+def test_estimators_are_fitted_with_one_blas_thread_and_the_same_result():
+    from sklearn.linear_model import LogisticRegression
+    from threadpoolctl import threadpool_info
+
+    from pipeline.experiments.sklearn_training import fit_estimator
+
+    def blas_threads():
+        return [p["num_threads"] for p in threadpool_info() if p["user_api"] == "blas"]
+
+    class Recording(LogisticRegression):
+        def fit(self, x, y):
+            self.threads_ = blas_threads()
+            return super().fit(x, y)
+
+    before = blas_threads()
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 4, 400)
+    x = (np.eye(4)[y] @ rng.normal(0, 1, (4, 64)) + rng.normal(0, 2, (400, 64))).astype(np.float32)
+    fitted = fit_estimator(Recording(max_iter=500), x, y)
+    assert fitted.threads_ and set(fitted.threads_) == {1} and blas_threads() == before
+    plain = LogisticRegression(max_iter=500).fit(x, y)
+    np.testing.assert_allclose(fitted.predict_proba(x), plain.predict_proba(x), atol=1e-6)
+    assert np.array_equal(fitted.predict(x), plain.predict(x))
 
 
 # --- the ensemble ---------------------------------------------------------------------------

@@ -55,6 +55,26 @@ def split_vectors(cfg: PipelineConfig, train: TrainConfig, split: str, featurize
     return featurized_arrays(cfg, split, featurize, verbose=verbose)
 
 
+def require_split_windows(cfg: PipelineConfig, train: TrainConfig) -> None:
+    """ConfigError unless every split (of the fold) gives a window with ``cfg``.
+
+    Where the approach's embedding store is already built, its records say so (a store holds
+    exactly the windows of every song, ``embedding_store``), and no audio is decoded: the
+    songs' check (``run_evaluation.require_windows``, which decodes and windows songs until the
+    first window) was 12 of the 34 CPU s of a 5-fold ``musicnn`` run on 100 songs with its
+    store built (cProfile).  Without a store yet, that check, before the store is built.
+    """
+    from pipeline.experiments.run_evaluation import no_windows_error, require_windows
+    from pipeline.stream.embedding_store import store_for
+
+    store = store_for(cfg, train, build=False)
+    for split in ("train", "validation", "test"):
+        if store is None:
+            require_windows(cfg, split)
+        elif not store.count(split):
+            raise no_windows_error(cfg, split)
+
+
 def check_windows_per_class(approach, labels: np.ndarray, cfg: PipelineConfig, model: str) -> None:
     """ConfigError when a class has fewer training windows than the estimator needs."""
     present = np.bincount(labels)
@@ -69,10 +89,25 @@ def check_windows_per_class(approach, labels: np.ndarray, cfg: PipelineConfig, m
         )
 
 
+def fit_estimator(estimator, x: np.ndarray, y: np.ndarray):
+    """``estimator.fit(x, y)`` with one BLAS thread (OpenBLAS; OpenMP is left as it is).
+
+    Why: the probe's lbfgs multiplies a [n, 753] matrix by [753, 10] a few dozen times, too
+    small to share across threads, and OpenBLAS's threads wait for each other by spinning: on
+    the shared 2 cores, fitting the musicnn probe on 600 windows took 0.9-1.9 CPU s with the
+    default 2 threads and 0.05-0.08 with one, the same 37 iterations (0.35 against 0.25 on
+    6,000 windows).  The fitted numbers do not depend on it (``tests/test_embedding_store.py``).
+    """
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(limits=1, user_api="blas"):
+        return estimator.fit(x, y)
+
+
 def _fit(cfg: PipelineConfig, train: TrainConfig, x: np.ndarray, y: np.ndarray):
     from models.registry import build_model
 
-    return build_model(train.model, None, 0, seed=cfg.seed, **train.hparams).fit(x, y)
+    return fit_estimator(build_model(train.model, None, 0, seed=cfg.seed, **train.hparams), x, y)
 
 
 def fit_sklearn(cfg: PipelineConfig, train: TrainConfig, class_names, verbose: int):

@@ -28,12 +28,16 @@ from pipeline.experiments.distributed_training import (
     fit_distributed,
     uses_custom_loop,
 )
-from pipeline.experiments.run_evaluation import evaluate_run, evaluate_split, require_windows
+from pipeline.experiments.run_evaluation import evaluate_run, evaluate_split
 from pipeline.experiments.keras_training import check_strategy, commit_keras_model, fit_keras
 from pipeline.experiments.predictor import Predictor
 from pipeline.experiments.run_dir import RunDir
 from pipeline.experiments.seeding import seed_everything
-from pipeline.experiments.sklearn_training import commit_sklearn_model, fit_sklearn
+from pipeline.experiments.sklearn_training import (
+    commit_sklearn_model,
+    fit_sklearn,
+    require_split_windows,
+)
 from pipeline.stream.dataset import class_names
 from pipeline.stream.transforms import model_input_shape
 
@@ -93,8 +97,7 @@ def _train(run: RunDir, cfg: PipelineConfig, train: TrainConfig, verbose: int, s
 
     # Refused before config.json is written: the data is there (built on first use) and
     # every split gives windows.
-    for split in ("train", "validation", "test"):
-        require_windows(cfg, split)
+    require_split_windows(cfg, train)
     names = class_names(cfg.dataset)
     approach = get_approach(train.model)
     run.save_config(cfg, train, class_names=names, approach_kind=approach.kind,
