@@ -354,22 +354,10 @@ def test_an_ensemble_is_refused_by_export(tmp_path):
 # --- the whole path: one network pass for a k-fold comparison ----------------------------------
 @needs_wheel
 def test_compare_folds_with_musicnn_passes_the_network_over_each_window_once(
-        small_data_dir, tmp_path, monkeypatch):
-    from models import musicnn_probe
+        small_data_dir, tmp_path, network_windows):
     from pipeline import compare, train
 
-    counted = {"windows": 0}
-    for factory in ("_all_layers", "_extractor"):  # every way into the frozen network
-        real = getattr(musicnn_probe, factory)
-
-        def counting(*args, _real=real):
-            fn = _real(*args)
-
-            def run(x):
-                counted["windows"] += int(x.shape[0])
-                return fn(x)
-            return run
-        monkeypatch.setattr(musicnn_probe, factory, counting)
+    counted = network_windows  # every way into the frozen network (tests/conftest.py)
     report = tmp_path / "report"
     common = ["--dataset-config", "synthetic_small", "--data-dir", small_data_dir,
               "--embedding-dir", str(tmp_path / "emb"), "--folds", "3"]

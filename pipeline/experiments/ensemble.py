@@ -180,7 +180,7 @@ def load_member(job, verbose: bool) -> Member:
     """The vectors of every window of the pooled songs of ``job`` (its dataset's own splits,
     read once: from the embedding store, or streamed and featurized)."""
     from models.registry import build_model, featurizer
-    from pipeline.experiments.sklearn_training import split_vectors
+    from pipeline.experiments.sklearn_training import fit_estimator, split_vectors
 
     whole = dataclasses.replace(job.cfg, dataset=dataclasses.replace(job.cfg.dataset,
                                                                      folds=0, fold=0))
@@ -191,7 +191,8 @@ def load_member(job, verbose: bool) -> Member:
                       for p in parts for s in p[2]])
 
     def fit(x, y):
-        return build_model(job.model, None, 0, seed=job.cfg.seed, **job.train.hparams).fit(x, y)
+        return fit_estimator(build_model(job.model, None, 0, seed=job.cfg.seed, **job.train.hparams),
+                             x, y)  # one BLAS thread: see fit_estimator
 
     return Member(member_label(job), np.concatenate([p[0] for p in parts]),
                   np.concatenate([p[1] for p in parts]), ids, fit)

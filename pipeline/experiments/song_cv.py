@@ -56,12 +56,13 @@ def song_cv_scores(make_estimator: Callable, x: np.ndarray, y: np.ndarray, song_
     probabilities), ``cv_window_accuracy``, and the per-fold song accuracies."""
     from pipeline.experiments.metrics import song_predictions
     from pipeline.experiments.predictor import sklearn_probabilities
+    from pipeline.experiments.sklearn_training import fit_estimator
 
     song_ids = np.asarray([str(s) for s in song_ids])
     right_songs = songs = right_windows = 0
     per_fold = []
     for fit, held in cv.split(x, y, song_ids):
-        estimator = make_estimator().fit(x[fit], y[fit])
+        estimator = fit_estimator(make_estimator(), x[fit], y[fit])  # one BLAS thread
         probabilities = sklearn_probabilities(estimator, x[held], num_classes)
         decided = song_predictions(probabilities, y[held], song_ids[held])
         right = int(np.sum(decided["mean_vote"] == decided["labels"]))

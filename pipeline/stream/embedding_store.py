@@ -2,7 +2,7 @@
 
 Why it exists: the ``musicnn`` approach is a probe on a frozen network, and the network's pass
 is its whole cost (about 24 windows/s on 2 cores); the probe on top fits in seconds.  Without a
-store every run, every fold of ``--folds K``, every ``compare`` and ``probe_study`` passes every
+store every run, every fold of ``--folds K``, every ``compare`` and tuner trial passes every
 song through the network again: K passes for a K-fold run where one would do.
 
 A store is a derived dataset beside the songs, TFRecords like them:
