@@ -15,6 +15,7 @@ once by each arm, so the two are compared song by song (exact McNemar test).
     <directory>/<project>/nested.json, nested.md   both arms pooled, the paired test, and the
                                                configuration each fold's search chose
 
+``<project>`` is ``--project-name``, by default ``nested_<dataset>_<transform>_<model>_<tuner>``.
 Re-running the same command resumes: finished searches and runs are reused.
 
     python -m tuning.nested --model musicnn --dataset-config gtzan --manual-dir DIR \\
@@ -126,6 +127,8 @@ def main(argv: Optional[list[str]] = None) -> int:
                           "leave out --no-retrain and --show-space")
     model, transform, _ = resolve_approach(args)
     root = search.project_dir_from_args(args)
+    if not args.project_name:  # never inside a plain search's project of the same default name
+        root = root.with_name(f"nested_{root.name}")
     records, tuned, default = [], [], []
     for fold in range(k):
         print(f"\n=== outer fold {fold + 1}/{k}: search on its training songs ===", flush=True)
