@@ -86,6 +86,7 @@ def test_cli_refuses_what_does_not_apply_to_a_scikit_learn_approach(tmp_path):
     with pytest.raises(ConfigError, match="hyperband allocates training epochs"):
         search.main(base[:-1] + ["--tuner", "hyperband", "--dataset-config", "synthetic_small",
                                  "--data-dir", str(tmp_path / "d"), "--max-trials", "1"])
+    assert not any(tmp_path.iterdir())  # refused before a project folder was written
     with pytest.raises(ConfigError, match="grid needs discrete values: .*learning_rate"):
         search.main(["--model", "lstm", "--transform", "mfcc", "--tuner", "grid", "--show-space"])
     assert search.main(base + ["--tuner", "grid"]) == 0

@@ -38,27 +38,20 @@ from core.config import PipelineConfig, TrainConfig
 from core.errors import ConfigError
 from pipeline.experiments.song_cv import SongKFold, song_cv_scores
 from tuning import tuners as tuners_lib
-from tuning.search_space import SearchSpace
+from tuning.search_space import SearchSpace, SpaceHyperModel
 
 SKLEARN_OBJECTIVES = ("cv_song_accuracy", "cv_window_accuracy")
 CACHED_PIPELINES = 4  # trial vectors kept in memory (a few MB each on the 50 clips)
 
 
-class EstimatorHyperModel(keras_tuner.HyperModel):
+class EstimatorHyperModel(SpaceHyperModel):
     """The estimator of a trial (``build``) and the vectors it is scored on (``trial_data``)."""
 
     def __init__(self, space: SearchSpace, base: PipelineConfig, base_train: TrainConfig,
                  verbose: bool = True):
-        super().__init__(name=f"{space.model}_on_{space.transform}")
-        self.space, self.base, self.base_train, self.verbose = space, base, base_train, verbose
+        super().__init__(space, base, base_train)  # configs(values), is_valid(values)
+        self.verbose = verbose
         self._vectors: collections.OrderedDict = collections.OrderedDict()
-
-    def configs(self, values) -> tuple[PipelineConfig, TrainConfig]:
-        return self.space.configs(values, self.base, self.base_train)
-
-    def is_valid(self, values) -> bool:
-        """Used by the oracles (`tuning.tuners`) to sample valid trials only."""
-        return self.space.is_valid(values, self.base, self.base_train)
 
     @property
     def num_classes(self) -> int:
@@ -69,11 +62,7 @@ class EstimatorHyperModel(keras_tuner.HyperModel):
     def build(self, hp):
         from models.registry import build_model
 
-        self.space.declare(hp)
-        reason = self.space.why_invalid(hp.values, self.base, self.base_train)
-        if reason:  # only reachable with a hand-made space; the oracles skip such values
-            raise keras_tuner.errors.FailedTrialError(f"invalid combination: {reason}")
-        cfg, train = self.configs(hp.values)
+        cfg, train = self.declared_configs(hp)
         return build_model(train.model, None, 0, seed=cfg.seed, **train.hparams)
 
     def fitted_splits(self, train: TrainConfig) -> tuple[str, ...]:
@@ -108,8 +97,7 @@ class SongCVTuner(tuners_lib.ResumableTunerMixin, keras_tuner.SklearnTuner):
     module docstring); resumable like the Keras path's tuners."""
 
     def search(self, verbose: int = 1):
-        if verbose is not None:
-            self.oracle.verbose = verbose
+        self.oracle.verbose = verbose  # what BaseTuner.search does with a Keras fit's verbose
         # SklearnTuner.search takes one fixed (X, y); a trial's vectors come from its values
         return super().search(None, None)
 
@@ -132,13 +120,9 @@ def make_estimator_tuner(kind: str, hypermodel: EstimatorHyperModel, *, objectiv
                          max_trials: int, seed: int, cv_folds: int, directory: str,
                          project_name: str, overwrite: bool = False,
                          num_initial_points=None) -> SongCVTuner:
-    """A resumable `SongCVTuner` of `kind` ("random", "bayesian" or "grid")."""
-    if objective not in SKLEARN_OBJECTIVES:
-        raise ConfigError(f"objective {objective!r} is not one of a scikit-learn approach's: "
-                          f"{', '.join(SKLEARN_OBJECTIVES)}")
-    if kind == "hyperband":
-        raise ConfigError("hyperband allocates training epochs; a scikit-learn approach is "
-                          "fitted once: use --tuner random, bayesian or grid")
+    """A resumable `SongCVTuner` of `kind` ("random", "bayesian" or "grid") maximising
+    `objective` (one of `SKLEARN_OBJECTIVES`; `tuning.search.check_objective_and_tuner`
+    refuses the others before anything is written)."""
     oracle = tuners_lib.make_oracle(kind, keras_tuner.Objective(objective, direction="max"),
                                     max_trials=max_trials, seed=seed,
                                     num_initial_points=num_initial_points)

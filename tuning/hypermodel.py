@@ -32,7 +32,7 @@ from pipeline.experiments.predictor import Predictor
 from pipeline.experiments.seeding import seed_everything
 from pipeline.stream.dataset import class_names, make_dataset
 from tuning import OBJECTIVES
-from tuning.search_space import SearchSpace
+from tuning.search_space import SearchSpace, SpaceHyperModel
 
 
 def make_objective(name: str) -> keras_tuner.Objective:
@@ -76,7 +76,7 @@ class SongValidation(keras.callbacks.Callback):
             logs.update(self.evaluate())
 
 
-class TrialHyperModel(keras_tuner.HyperModel):
+class TrialHyperModel(SpaceHyperModel):
     """Model and tf.data pipeline of one trial, from the trial's hyperparameter values.
 
     Args:
@@ -88,27 +88,12 @@ class TrialHyperModel(keras_tuner.HyperModel):
 
     def __init__(self, space: SearchSpace, base: PipelineConfig, base_train: TrainConfig,
                  objective: str = "val_accuracy"):
-        super().__init__(name=f"{space.model}_on_{space.transform}")
-        self.space = space
-        self.base = base
-        self.base_train = base_train
+        super().__init__(space, base, base_train)  # configs(values), is_valid(values)
         self.objective = objective
-
-    # --- values -> configs ------------------------------------------------------------------
-    def configs(self, hp) -> tuple[PipelineConfig, TrainConfig]:
-        return self.space.configs(hp.values, self.base, self.base_train)
-
-    def is_valid(self, values) -> bool:
-        """Used by the oracles (`tuning.tuners`) to sample valid trials only."""
-        return self.space.is_valid(values, self.base, self.base_train)
 
     # --- keras_tuner.HyperModel -------------------------------------------------------------
     def build(self, hp):
-        self.space.declare(hp)
-        reason = self.space.why_invalid(hp.values, self.base, self.base_train)
-        if reason:  # only reachable with a hand-made space; the oracles skip such values
-            raise keras_tuner.errors.FailedTrialError(f"invalid combination: {reason}")
-        cfg, train = self.configs(hp)
+        cfg, train = self.declared_configs(hp)
         seed_everything(cfg.seed)  # each trial's initial weights depend on its seed only
         model = build_keras_model(cfg, train, len(class_names(cfg.dataset)))
         return compile_model(model, learning_rate=train.learning_rate, optimizer=train.optimizer,
@@ -123,7 +108,7 @@ class TrialHyperModel(keras_tuner.HyperModel):
         the validation metrics they read.  ``epochs``/``initial_epoch`` come from Hyperband
         when it runs the trial; otherwise the search's --epochs.
         """
-        cfg, train = self.configs(hp)
+        cfg, train = self.configs(hp.values)
         train_ds = make_dataset(cfg, "train", training=True)
         val_ds = make_dataset(cfg, "validation", training=False, with_song_id=True)
         epochs = int(kwargs.pop("epochs", train.epochs))

@@ -214,6 +214,9 @@ def check_objective_and_tuner(args, space) -> None:
     if (args.objective in SKLEARN_OBJECTIVES) != (kind == "sklearn"):
         raise ConfigError(f"--objective {args.objective} does not apply to {space.model} "
                           f"(a {kind} approach; its default is {DEFAULT_OBJECTIVE[kind]})")
+    if args.tuner == "hyperband" and kind == "sklearn":
+        raise ConfigError("hyperband allocates training epochs; a scikit-learn approach is "
+                          "fitted once: use --tuner random, bayesian or grid")
     continuous = [n for n, e in space.entries.items() if discrete_values(e) is None]
     if args.tuner == "grid" and continuous:
         raise ConfigError(f"--tuner grid needs discrete values: give --choices or --fix for "

@@ -403,3 +403,33 @@ def _pipeline_choices(model: str, transform: str) -> dict[str, tuple]:
 def _augment_choices(transform: str) -> dict[str, tuple]:
     return {name: values for name, values in AUGMENT_SPACE.items()
             if transform in AUGMENT_ONLY_FOR.get(name, (transform,))}
+
+
+class SpaceHyperModel(keras_tuner.HyperModel):
+    """A HyperModel whose trials are points of one `SearchSpace` over base configs: the mapping
+    of a trial's values onto configs and the validity check, shared by the Keras path
+    (`tuning.hypermodel.TrialHyperModel`) and the scikit-learn one
+    (`tuning.estimator_search.EstimatorHyperModel`)."""
+
+    def __init__(self, space: SearchSpace, base: PipelineConfig, base_train: TrainConfig):
+        super().__init__(name=f"{space.model}_on_{space.transform}")
+        self.space = space
+        self.base = base
+        self.base_train = base_train
+
+    def configs(self, values: Mapping[str, Any]) -> tuple[PipelineConfig, TrainConfig]:
+        return self.space.configs(values, self.base, self.base_train)
+
+    def is_valid(self, values) -> bool:
+        """Used by the oracles (`tuning.tuners`) to sample valid trials only."""
+        return self.space.is_valid(values, self.base, self.base_train)
+
+    def declared_configs(self, hp) -> tuple[PipelineConfig, TrainConfig]:
+        """Declare the space on ``hp`` (in ``build``) and return the trial's configs; a
+        FailedTrialError for an invalid combination (only reachable with a hand-made space:
+        the oracles skip such values)."""
+        self.space.declare(hp)
+        reason = self.space.why_invalid(hp.values, self.base, self.base_train)
+        if reason:
+            raise keras_tuner.errors.FailedTrialError(f"invalid combination: {reason}")
+        return self.configs(hp.values)
